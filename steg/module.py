@@ -1,0 +1,149 @@
+"""The LightningModule: hide + reveal nets, noise layer, compound loss, metrics.
+
+Training objective::
+
+    loss = L_cover(stego, cover) + beta * L_secret(revealed, secret)
+
+where both ``L`` are the same :class:`steg.losses.ImageLoss`. One Adam (or any
+configured) optimizer covers prep, hide and reveal nets, so the reveal loss
+trains the prep and hide nets too.
+
+Validation measures what a user gets: the stego image is quantized to 8 bits
+(clamp, round to 1/255) before it is measured and before the reveal net sees it,
+and the revealed image is quantized too before it is measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+from steg.losses import ImageLoss
+from steg.metrics import pair_metrics, quantize, quantize_ste
+from steg.nets import StegNet
+
+__all__ = ["StegModule"]
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class StegModule(L.LightningModule):
+    """Wraps a :class:`StegNet` (prep/hide/reveal + noise) and its loss.
+
+    Args:
+        net: the hide/reveal architecture.
+        loss: the per-image loss used for both the cover and the secret.
+        beta: weight of the secret loss.
+        optimizer: ``partial`` that takes ``params`` (Hydra ``_partial_: true``).
+        scheduler: ``partial`` that takes ``optimizer``, or None.
+        scheduler_monitor: metric for schedulers that need one (ReduceLROnPlateau).
+        scheduler_interval: "epoch" or "step".
+        quantize_train: feed the reveal net the 8-bit stego image in training too
+            (straight-through gradient), so that training sees what users save.
+    """
+
+    def __init__(
+        self,
+        net: StegNet,
+        loss: ImageLoss,
+        beta: float = 0.75,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
+        quantize_train: bool = True,
+    ):
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.net = net
+        self.loss = loss
+        self.beta = float(beta)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.scheduler_interval = scheduler_interval
+        self.quantize_train = quantize_train
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{pair}": pair_metrics(f"{stage}/", f"_{pair}")
+                for stage in ("train", "val")
+                for pair in ("stego", "secret")
+            }
+        )
+
+    # -- forward ----------------------------------------------------------
+    def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference: 8-bit stego image and the secret revealed from it, in [0, 1]."""
+        stego = quantize(self.net.hide(cover, secret))
+        return {"stego": stego, "revealed": self.net.reveal(stego).clamp(0, 1)}
+
+    def _objective(self, cover, secret, stego, revealed, stage: str) -> torch.Tensor:
+        cover_terms = self.loss(stego, cover)
+        secret_terms = self.loss(revealed, secret)
+        total = cover_terms["loss"] + self.beta * secret_terms["loss"]
+        on_step = stage == "train"
+        logs = {f"{stage}/loss": total}
+        for pair, terms in (("cover", cover_terms), ("secret", secret_terms)):
+            for name, value in terms.items():
+                logs[f"{stage}/{pair}_{name}"] = value
+        self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True,
+                 sync_dist=not on_step, batch_size=cover.shape[0])
+        logs.pop(f"{stage}/loss")
+        self.log_dict({k: v.detach() for k, v in logs.items()}, on_step=False, on_epoch=True,
+                      sync_dist=True, batch_size=cover.shape[0])
+        return total
+
+    def _update_metrics(self, stage, cover, secret, stego_q, revealed_q) -> None:
+        stego_metrics, secret_metrics = self.metrics[f"{stage}_stego"], self.metrics[f"{stage}_secret"]
+        stego_metrics.update(stego_q, cover)
+        secret_metrics.update(revealed_q, secret)
+        self.log_dict(stego_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
+        self.log_dict(secret_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
+
+    # -- steps ------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        cover, secret = batch
+        stego = self.net.hide(cover, secret)
+        if self.quantize_train:
+            stego = quantize_ste(stego)
+        revealed = self.net.reveal(self.net.noise(stego))
+        total = self._objective(cover, secret, stego, revealed, "train")
+        with torch.no_grad():
+            self._update_metrics("train", cover, secret, quantize(stego), quantize(revealed))
+        return total
+
+    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        cover, secret = batch
+        stego_q = quantize(self.net.hide(cover, secret))
+        revealed = self.net.reveal(stego_q)
+        self._objective(cover, secret, stego_q, revealed, "val")
+        revealed_q = quantize(revealed)
+        self._update_metrics("val", cover, secret, stego_q, revealed_q)
+        return {"cover": cover, "secret": secret, "stego": stego_q, "revealed": revealed_q}
+
+    # -- optimisation -------------------------------------------------------
+    def configure_optimizers(self):
+        factory = self.optimizer_factory or torch.optim.Adam
+        optimizer = factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.scheduler_monitor,
+                "interval": self.scheduler_interval,
+            },
+        }
+
+    # -- checkpoints ----------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the net without Hydra or this module (steg export).
+        checkpoint["arch_config"] = dict(self.net.arch_config)
+        checkpoint["beta"] = self.beta

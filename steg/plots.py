@@ -1,0 +1,149 @@
+"""PNG figures: image grids, metric curves and pixel-error histograms."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+__all__ = [
+    "GRID_COLUMNS",
+    "comparison_grid",
+    "save_image_atomic",
+    "tensor_to_pil",
+    "plot_curves",
+    "plot_error_histograms",
+]
+
+GRID_COLUMNS = ("cover", "secret", "stego", "revealed", "residual")
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """(C, H, W) float in [0, 1], C in {1, 3} -> 8-bit PIL image ('L' or 'RGB')."""
+    arr = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0].numpy(), mode="L")
+    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+def save_image_atomic(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
+    """Save a PIL image via a temporary file and a rename: no half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        img.save(tmp, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def comparison_grid(
+    cover: torch.Tensor,
+    secret: torch.Tensor,
+    stego: torch.Tensor,
+    revealed: torch.Tensor,
+    amplify: float = 10.0,
+    max_rows: int = 4,
+    tile: int = 128,
+) -> Image.Image:
+    """One row per pair: cover | secret | stego | revealed | amplified |stego - cover|.
+
+    Inputs are (B, C, H, W) in [0, 1]; the residual column shows
+    ``amplify * |stego - cover|``. Tiles are scaled (nearest) so that the shorter
+    side is at least ``tile`` pixels, and a header row names the columns.
+    """
+    n = min(max_rows, cover.shape[0])
+    residual = ((stego - cover).abs() * amplify).clamp(0, 1)
+    columns = [cover[:n], secret[:n], stego[:n], revealed[:n], residual[:n]]
+    h, w = cover.shape[-2:]
+    scale = max(1, int(np.ceil(tile / min(h, w))))
+    th, tw, pad, header = h * scale, w * scale, 4, 18
+    canvas = Image.new("RGB", (len(columns) * (tw + pad) + pad, header + n * (th + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    titles = list(GRID_COLUMNS[:-1]) + [f"|stego-cover| x{amplify:g}"]
+    for j, title in enumerate(titles):
+        draw.text((pad + j * (tw + pad) + 2, 3), title, fill="black")
+    for j, col in enumerate(columns):
+        col = F.interpolate(col.detach().float().cpu(), scale_factor=scale, mode="nearest") if scale > 1 else col
+        for i in range(n):
+            canvas.paste(tensor_to_pil(col[i]).convert("RGB"), (pad + j * (tw + pad), header + pad + i * (th + pad)))
+    return canvas
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:
+    """Loss (train and validation) and validation PSNR/SSIM per epoch, as one PNG."""
+    epochs = [row["epoch"] for row in history]
+
+    def series(key: str) -> tuple[list[int], list[float]]:
+        pts = [(row["epoch"], row[key]) for row in history if key in row]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in (("train/loss_epoch", "train"), ("val/loss", "validation")):
+        x, y = series(key)
+        if x:
+            axes[0].plot(x, y, marker="o", ms=3, label=label)
+    axes[0].set(title="loss", xlabel="epoch", yscale="log")
+    for ax, metric, unit in ((axes[1], "psnr", "dB"), (axes[2], "ssim", "")):
+        for pair in ("stego", "secret"):
+            x, y = series(f"val/{metric}_{pair}")
+            if x:
+                ax.plot(x, y, marker="o", ms=3, label=f"{pair} (8-bit)")
+        ax.set(title=f"validation {metric.upper()}", xlabel="epoch", ylabel=unit)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if epochs:
+        for ax in axes:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_error_histograms(
+    counts: Mapping[str, torch.Tensor | np.ndarray], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Histograms of absolute pixel errors on the 0-255 scale, one panel per pair.
+
+    ``counts[name]`` has 256 entries: how many pixel values were off by 0..255.
+    """
+    fig, axes = plt.subplots(1, len(counts), figsize=(6 * len(counts), 4), squeeze=False)
+    for ax, (name, c) in zip(axes[0], counts.items()):
+        c = np.asarray(c.cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64)
+        total = max(c.sum(), 1.0)
+        last = int(np.nonzero(c)[0].max()) + 1 if c.any() else 1
+        levels = np.arange(len(c))
+        mean = float((levels * c).sum() / total)
+        ax.bar(levels[: max(last, 8)], c[: max(last, 8)] / total, width=1.0, color="tab:blue")
+        ax.set(title=f"{name}: mean {mean:.2f}, max {last - 1}", xlabel="absolute error (0-255)",
+               ylabel="fraction of pixel values", yscale="log")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
