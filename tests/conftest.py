@@ -1,0 +1,57 @@
+"""Shared fixtures: Hydra configs composed and patched down to tiny CPU runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def compose_train(overrides: list[str] | None = None) -> DictConfig:
+    """Compose conf/train.yaml with overrides (no run dir: set paths.run_dir)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+def tiny(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """Patch a composed config down to a seconds-long CPU run."""
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(run_dir)
+        cfg.run_name = "test"
+        cfg.trainer.max_epochs = 1
+        cfg.trainer.max_time = None
+        cfg.trainer.log_every_n_steps = 1
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
+        cfg.data.num_workers = 0
+        cfg.data.batch_size = 4
+        if cfg.data._target_.endswith("SampleDataModule"):
+            cfg.data.train_repeats = 2
+            cfg.data.val_tiles = 8
+        if cfg.model._target_.endswith("Subpixel"):
+            cfg.model.prep_width = 4
+            cfg.model.widths = [4, 8]
+        elif cfg.model._target_.endswith("Baluja"):
+            cfg.model.filters = 4
+            cfg.model.depth = 2
+        elif cfg.model._target_.endswith("CNN"):
+            cfg.model.widths = [4, 2, 2]
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    def make(overrides: list[str] | None = None) -> DictConfig:
+        return tiny(compose_train((overrides or []) + ["logger=csv"]), tmp_path / "run")
+
+    return make

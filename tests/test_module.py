@@ -1,0 +1,82 @@
+"""The LightningModule: 8-bit validation, logged terms, and exact metrics under DDP."""
+
+import hydra
+import lightning as L
+import pytest
+import torch
+from omegaconf import open_dict
+
+from conftest import compose_train, tiny
+from steg.losses import ImageLoss
+from steg.module import StegModule
+from steg.nets import Subpixel
+from steg.training import instantiate_run
+
+
+class RecordingNet(Subpixel):
+    """Records what the reveal net is fed."""
+
+    def __init__(self):
+        super().__init__(prep_width=4, widths=(4, 8))
+        self.seen = []
+
+    def reveal(self, stego):
+        self.seen.append(stego.detach().clone())
+        return super().reveal(stego)
+
+
+def test_validation_quantizes_stego_before_reveal():
+    net = RecordingNet()
+    module = StegModule(net, ImageLoss())
+    batch = (torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+    out = module.validation_step(batch, 0)
+    fed = net.seen[-1]
+    assert fed.min() >= 0 and fed.max() <= 1
+    assert torch.allclose(fed * 255, (fed * 255).round(), atol=1e-4)
+    assert torch.equal(out["stego"], fed)
+    for key in ("stego", "revealed"):
+        assert torch.allclose(out[key] * 255, (out[key] * 255).round(), atol=1e-4)
+
+
+def test_training_step_uses_8bit_stego_with_gradient():
+    net = RecordingNet()
+    module = StegModule(net, ImageLoss(), quantize_train=True)
+    loss = module.training_step((torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)), 0)
+    fed = net.seen[-1]
+    assert torch.allclose(fed * 255, (fed * 255).round(), atol=1e-4)
+    loss.backward()
+    assert all(p.grad is not None for p in net.prep_net.parameters())
+
+
+def test_objective_is_cover_plus_beta_secret():
+    torch.manual_seed(0)
+    net = Subpixel(prep_width=4, widths=(4, 8))
+    module = StegModule(net, ImageLoss(mse=1.0), beta=0.25)
+    cover, secret = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    stego, revealed = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    total = module._objective(cover, secret, stego, revealed, "val")
+    expected = ((stego - cover) ** 2).mean() + 0.25 * ((revealed - secret) ** 2).mean()
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _validate(tmp_path, devices: int) -> dict[str, float]:
+    cfg = tiny(compose_train(["logger=csv"]), tmp_path / f"run{devices}")
+    with open_dict(cfg):
+        cfg.data.val_tiles = 8  # 4 pairs: 2 per process, nothing padded by the sampler
+        cfg.data.batch_size = 2
+        cfg.trainer.devices = devices
+        if devices > 1:
+            cfg.trainer.strategy = "ddp_spawn"
+    L.seed_everything(0)
+    parts = instantiate_run(cfg)
+    results = parts["trainer"].validate(parts["module"], datamodule=parts["datamodule"], verbose=False)
+    return results[0]
+
+
+def test_ddp_metrics_equal_single_process(tmp_path):
+    single = _validate(tmp_path, 1)
+    double = _validate(tmp_path, 2)
+    keys = [k for k in single if k.split("/")[-1].split("_")[0] in ("psnr", "ssim", "apd")] + ["val/loss"]
+    assert len(keys) == 7
+    for key in keys:
+        assert double[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
