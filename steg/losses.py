@@ -49,10 +49,12 @@ def histogram_distance(pred: torch.Tensor, target: torch.Tensor, bins: int = 64)
 class ImageLoss(nn.Module):
     """Weighted sum of the MSE, SSIM, PSNR and histogram terms.
 
-    ``forward(pred, target)`` takes (B, C, H, W) tensors in [0, 1] and returns a
-    dict: each term's value under its name (``mse``, ``ssim``, ``psnr``,
-    ``hist``) and the weighted sum under ``loss``. Terms with weight 0 are still
-    computed, without gradient, so that every term can be logged.
+    ``forward(pred, target, all_terms=False)`` takes (B, C, H, W) tensors in
+    [0, 1] and returns a dict: each term's value under its name (``mse``,
+    ``ssim``, ``psnr``, ``hist``) and the weighted sum under ``loss``. Terms with
+    weight 0 are left out, or with ``all_terms=True`` computed without gradient
+    so that they can be logged (validation does this; the KDE histogram costs as
+    much as a small net, so training skips it unless it is weighted).
     """
 
     def __init__(
@@ -80,11 +82,13 @@ class ImageLoss(nn.Module):
             return kornia.losses.psnr_loss(pred, target, max_val=1.0)
         return histogram_distance(pred, target, self.hist_bins)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, all_terms: bool = False) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())
         for name, weight in self.weights.items():
             if weight == 0:
+                if not all_terms:
+                    continue
                 with torch.no_grad():
                     terms[name] = self._term(name, pred, target)
             else:

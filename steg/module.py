@@ -83,8 +83,9 @@ class StegModule(L.LightningModule):
         return {"stego": stego, "revealed": self.net.reveal(stego).clamp(0, 1)}
 
     def _objective(self, cover, secret, stego, revealed, stage: str) -> torch.Tensor:
-        cover_terms = self.loss(stego, cover)
-        secret_terms = self.loss(revealed, secret)
+        all_terms = stage != "train"  # log-only terms are measured at validation
+        cover_terms = self.loss(stego, cover, all_terms=all_terms)
+        secret_terms = self.loss(revealed, secret, all_terms=all_terms)
         total = cover_terms["loss"] + self.beta * secret_terms["loss"]
         on_step = stage == "train"
         logs = {f"{stage}/loss": total}
