@@ -21,6 +21,10 @@ Architectures (``conf/model/*.yaml`` maps one-to-one onto these constructors):
   upsampling, and feature maps concatenated across levels (U-Net skips).
 - :class:`CNN`: the compact Keras-lineage net: every layer is 50 3x3 + 10 4x4 +
   5 5x5 filters (65 channels); 2 prep layers, 5 hide layers, 5 reveal layers.
+- :class:`UnshuffleUNet`: this project's fast design: a residual hide net
+  (stego = cover + learned residual, starting at stego = cover) and a reveal
+  net, each a small U-Net that works at 1/2 and 1/4 resolution after
+  ``PixelUnshuffle``, so that a CPU spends its FLOPs on channels, not pixels.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "SameConv",
     "StegNet",
     "Subpixel",
+    "UnshuffleUNet",
     "build_net",
 ]
 
@@ -323,7 +328,63 @@ class Subpixel(StegNet):
         )
 
 
-ARCHITECTURES: dict[str, type[StegNet]] = {cls.name: cls for cls in (Baluja, Subpixel, CNN)}
+class UnshuffleBody(nn.Module):
+    """Two-level U-Net on space-to-depth features, back to full resolution.
+
+    (B, in_ch, H, W) -> PixelUnshuffle(2) -> ``depth`` 3x3 convs of ``width`` at H/2
+    -> PixelUnshuffle(2) -> ``depth`` convs of 2*width at H/4 -> PixelShuffle(2),
+    concatenated with the H/2 features -> ``depth`` convs -> 1x1 to 4*out_ch ->
+    PixelShuffle(2) -> (B, out_ch, H, W). H and W must be multiples of 4.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, width: int = 48, depth: int = 2):
+        super().__init__()
+
+        def convs(c_in: int, c_out: int) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for i in range(depth):
+                layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            return nn.Sequential(*layers)
+
+        self.enc_half = nn.Sequential(nn.PixelUnshuffle(2), convs(4 * in_ch, width))
+        self.enc_quarter = nn.Sequential(nn.PixelUnshuffle(2), convs(4 * width, 2 * width))
+        self.up = nn.Sequential(nn.Conv2d(2 * width, 4 * width, 1), nn.PixelShuffle(2))
+        self.dec_half = convs(2 * width, width)
+        self.head = nn.Sequential(nn.Conv2d(width, 4 * out_ch, 1), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.enc_half(x)
+        quarter = self.enc_quarter(half)
+        return self.head(self.dec_half(torch.cat([self.up(quarter), half], dim=1)))
+
+
+class UnshuffleUNet(StegNet):
+    """Residual hide net and reveal net built on :class:`UnshuffleBody`.
+
+    The hide net sees cover and secret (no separate prep stage: the secret's
+    pixels are rearranged into channels by the body's first PixelUnshuffle) and
+    adds a residual to the cover. The residual's last layer starts at zero, so
+    training starts from stego = cover and learns how much to change it.
+    """
+
+    name = "unet"
+    size_multiple = 4
+
+    def __init__(self, channels: int = 3, width: int = 48, depth: int = 2, noise_std: float = 0.0):
+        hide_body = UnshuffleBody(2 * channels, channels, width, depth)
+        nn.init.zeros_(hide_body.head[0].weight)
+        nn.init.zeros_(hide_body.head[0].bias)
+        super().__init__(
+            prep_net=nn.Identity(),
+            hide_net=hide_body,
+            reveal_net=UnshuffleBody(channels, channels, width, depth),
+            noise_std=noise_std,
+            residual=True,
+        )
+        self.arch_config = dict(name=self.name, channels=channels, width=width, depth=depth, noise_std=noise_std)
+
+
+ARCHITECTURES: dict[str, type[StegNet]] = {cls.name: cls for cls in (Baluja, Subpixel, CNN, UnshuffleUNet)}
 
 
 def build_net(name: str, **kwargs) -> StegNet:

@@ -1,0 +1,31 @@
+# steg: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: help install demo train test clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python  ## create .venv with the CPU build of torch 2.13.0 and steg (editable)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	@$(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' && echo "warning: CUDA packages got installed" || true
+
+demo: install  ## set up, then train the default model on the embedded photos (~10 min on 2 CPU cores)
+	WANDB_MODE=offline $(BIN)/python train.py $(ARGS)
+
+train:  ## train with Hydra overrides: make train ARGS="model=baluja beta=0.5"
+	$(BIN)/python train.py $(ARGS)
+
+test: install  ## run the test suite (a few minutes on 2 CPU cores)
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q $(ARGS)
+
+clean:  ## remove run outputs and caches (keeps .venv)
+	rm -rf runs outputs multirun .pytest_cache
