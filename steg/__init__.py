@@ -1,0 +1,44 @@
+"""steg: deep-learning image steganography (hide a secret image in a cover image, reveal it back).
+
+Inference API (imported lazily, so ``import steg`` stays light)::
+
+    from steg import load_model
+    model = load_model()                  # shipped model "default", or a .ckpt / .safetensors path
+    stego = model.hide(cover, secret)     # PIL images or tensors in [0, 1]
+    revealed = model.reveal(stego)
+
+Training lives in :mod:`steg.training` (``python train.py``); the command line in
+:mod:`steg.cli` (``steg hide|reveal|eval|export``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+__all__ = ["load_model", "export_checkpoint", "StegModel", "ModelError", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from steg.inference import ModelError, StegModel, export_checkpoint
+
+
+def load_model(model=None, device="cpu", tile: int | str | None = "auto", margin: int | None = None):
+    """Load a model for inference; see :func:`steg.inference.load_model`.
+
+    ``model``: a training checkpoint (.ckpt), an exported model (.safetensors)
+    or the name of a shipped model (``steg/pretrained/NAME.safetensors``);
+    None means the shipped model ``"default"``. ``tile``: core tile side for large
+    images ("auto": sized to bound memory; None: never tile). Returns a :class:`steg.inference.StegModel`.
+    """
+    from steg import inference
+
+    return inference.load_model(model, device=device, tile=tile, margin=margin)
+
+
+def __getattr__(name: str):
+    if name in ("export_checkpoint", "StegModel", "ModelError"):
+        from steg import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'steg' has no attribute {name!r}")

@@ -1,0 +1,470 @@
+"""Tests for the ``steg`` command line (hide, reveal, eval, export), run in-process via ``steg.cli.main``.
+
+A small randomly initialised Subpixel net saved in tmp_path stands in for a
+trained model. Every failure must be one line ``steg: error: ...`` on stderr
+naming the file, exit status 2, and leave no output (not even a temp file).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from steg.cli import GRID_NAME, HISTOGRAM_NAME, main
+from steg.inference import export_checkpoint
+from steg.nets import Subpixel
+
+REPO = Path(__file__).resolve().parents[1]
+STEG_KEYS = ("n", "psnr_stego", "ssim_stego", "apd_stego", "psnr_secret", "ssim_secret", "apd_secret")
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def tiny_net(channels: int = 3, widths=(4, 8), seed: int = 0) -> Subpixel:
+    torch.manual_seed(seed)
+    return Subpixel(channels=channels, prep_width=4, widths=widths).eval()
+
+
+def save_checkpoint(net, path: Path, **extra) -> Path:
+    ckpt = {
+        "epoch": 1,
+        "global_step": 10,
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        "arch_config": dict(net.arch_config),
+    }
+    ckpt.update(extra)
+    torch.save(ckpt, path)
+    return path
+
+
+def gradient_noise(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    base = np.stack([x, y, (x + y) / 2], axis=-1)
+    arr = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, mode="RGB")
+    return img.convert("L") if mode == "L" else img
+
+
+def sample_crop(index: int, size: int) -> Image.Image:
+    from steg.data import sample_photo_paths
+
+    with Image.open(sample_photo_paths("val")[index]) as img:
+        img = img.convert("RGB")
+        img.thumbnail((3 * size, 3 * size))
+    return img.crop((0, 0, size + 7 * index, size))
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *names) -> str:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("steg: error: "), line
+    assert "Traceback" not in err
+    for name in names:
+        assert str(name) in line, f"{name} not named in: {line}"
+    return line
+
+
+def listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    ckpt = save_checkpoint(tiny_net(), root / "tiny.ckpt")
+    gray = save_checkpoint(tiny_net(channels=1, seed=1), root / "gray.ckpt")
+    return {
+        "ckpt": ckpt,
+        "export": export_checkpoint(ckpt, root / "tiny.safetensors"),
+        "gray": gray,
+        "root": root,
+    }
+
+
+@pytest.fixture()
+def images(tmp_path) -> dict[str, Path]:
+    """A cover (PNG, 60x44), a secret of another size (JPEG), a grayscale secret, in tmp_path/in."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = {
+        "cover": folder / "cover.png",
+        "secret": folder / "secret.jpg",
+        "gray": folder / "gray.png",
+    }
+    gradient_noise(60, 44, 1).save(paths["cover"])
+    sample_crop(0, 40).save(paths["secret"], quality=95)
+    gradient_noise(30, 30, 2, mode="L").save(paths["gray"])
+    return paths
+
+
+# --------------------------------------------------------------------------- #
+# hide / reveal
+# --------------------------------------------------------------------------- #
+
+
+def test_hide_reveal_round_trip(models, images, tmp_path, capsys):
+    stego, revealed = tmp_path / "stego.png", tmp_path / "revealed.png"
+    code, out, err = run(capsys, "hide", images["cover"], images["secret"], "-o", stego, "--model", models["export"])
+    assert code == 0, err
+    assert "stego.png" in out
+    with Image.open(stego) as img:
+        assert img.format == "PNG" and img.size == (60, 44) and img.mode == "RGB"
+    code, out, err = run(capsys, "reveal", stego, "-o", revealed, "--model", models["ckpt"])
+    assert code == 0, err
+    with Image.open(revealed) as img:
+        assert img.format == "PNG" and img.size == (60, 44) and img.mode == "RGB"
+    # the CLI writes exactly what the API computes
+    from steg import load_model
+
+    model = load_model(models["export"])
+    from steg.data import load_image
+
+    expected = model.hide(load_image(images["cover"]), load_image(images["secret"]))
+    assert np.array_equal(np.asarray(Image.open(stego)), np.asarray(expected))
+    assert listing(tmp_path) == {"in", "stego.png", "revealed.png"}
+
+
+def test_hide_fit_crop_sharpen_and_tiling(models, images, tmp_path, capsys):
+    stego, sharp = tmp_path / "stego.png", tmp_path / "sharp.png"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", stego,
+                       "--model", models["ckpt"], "--fit", "crop", "--tile", "16")
+    assert code == 0, err
+    code, out, err = run(capsys, "reveal", stego, "-o", sharp, "--model", models["ckpt"], "--sharpen")
+    assert code == 0, err
+    assert "sharpened" in out
+    with Image.open(sharp) as img:
+        assert img.size == (60, 44)
+
+
+def test_grayscale_model_and_images(models, images, tmp_path, capsys):
+    stego, revealed = tmp_path / "stego.png", tmp_path / "revealed.png"
+    # grayscale model: RGB cover and grey secret -> 'L' stego and revealed
+    code, _, err = run(capsys, "hide", images["cover"], images["gray"], "-o", stego, "-m", models["gray"])
+    assert code == 0, err
+    code, _, err = run(capsys, "reveal", stego, "-o", revealed, "-m", models["gray"])
+    assert code == 0, err
+    for path in (stego, revealed):
+        with Image.open(path) as img:
+            assert img.mode == "L" and img.size == (60, 44)
+    # RGB model: grey cover and secret -> RGB stego
+    code, _, err = run(capsys, "hide", images["gray"], images["gray"], "-o", stego, "-m", models["ckpt"], "--force")
+    assert code == 0, err
+    with Image.open(stego) as img:
+        assert img.mode == "RGB" and img.size == (30, 30)
+
+
+@pytest.mark.parametrize("name", ["stego.jpg", "stego.JPEG", "stego.webp", "stego.gif", "stego.bmp", "stego"])
+def test_hide_refuses_lossy_or_non_png_output(models, images, tmp_path, capsys, name):
+    out = tmp_path / name
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out)
+    assert "lossy compression destroys the hidden image" in line and ".png" in line
+    assert listing(tmp_path) == {"in"}
+
+
+def test_reveal_refuses_non_png_output(models, images, tmp_path, capsys):
+    out = tmp_path / "secret.jpg"
+    code, _, err = run(capsys, "reveal", images["cover"], "-o", out, "-m", models["ckpt"])
+    assert_one_line_error(code, err, out)
+    assert not out.exists()
+
+
+def test_existing_output_needs_force(models, images, tmp_path, capsys):
+    out = tmp_path / "stego.png"
+    out.write_bytes(b"precious")
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out)
+    assert "--force" in line
+    assert out.read_bytes() == b"precious"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"], "--force")
+    assert code == 0, err
+    with Image.open(out) as img:
+        assert img.size == (60, 44)
+    revealed = tmp_path / "revealed.png"
+    revealed.write_bytes(b"precious")
+    code, _, err = run(capsys, "reveal", out, "-o", revealed, "-m", models["ckpt"])
+    assert_one_line_error(code, err, revealed)
+    assert revealed.read_bytes() == b"precious"
+
+
+def test_output_equal_to_input_is_refused_even_with_force(models, images, tmp_path, capsys):
+    before = images["cover"].read_bytes()
+    for out in (images["cover"], images["cover"].parent / ".." / "in" / "cover.png"):
+        code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"], "--force")
+        line = assert_one_line_error(code, err, out)
+        assert "input" in line
+    assert images["cover"].read_bytes() == before
+    secret = images["gray"]
+    before = secret.read_bytes()
+    code, _, err = run(capsys, "hide", images["cover"], secret, "-o", secret, "-m", models["ckpt"], "--force")
+    assert_one_line_error(code, err, secret)
+    code, _, err = run(capsys, "reveal", secret, "-o", secret, "-m", models["ckpt"], "--force")
+    assert_one_line_error(code, err, secret)
+    assert secret.read_bytes() == before
+
+
+def test_missing_and_corrupt_images(models, images, tmp_path, capsys):
+    out = tmp_path / "stego.png"
+    missing = tmp_path / "nope.png"
+    code, _, err = run(capsys, "hide", missing, images["secret"], "-o", out, "-m", models["ckpt"])
+    assert_one_line_error(code, err, missing)
+    code, _, err = run(capsys, "hide", images["cover"], missing, "-o", out, "-m", models["ckpt"])
+    assert_one_line_error(code, err, missing)
+    code, _, err = run(capsys, "reveal", missing, "-o", out, "-m", models["ckpt"])
+    assert_one_line_error(code, err, missing)
+
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(images["cover"].read_bytes()[:300])
+    text = tmp_path / "text.jpg"
+    text.write_text("not an image at all")
+    for bad in (garbage, truncated, text):
+        code, _, err = run(capsys, "hide", images["cover"], bad, "-o", out, "-m", models["ckpt"])
+        line = assert_one_line_error(code, err, bad)
+        assert "unreadable or corrupt" in line
+        code, _, err = run(capsys, "reveal", bad, "-o", out, "-m", models["ckpt"])
+        assert_one_line_error(code, err, bad)
+    assert not out.exists()
+    assert listing(tmp_path) == {"in", "garbage.png", "truncated.png", "text.jpg"}
+
+
+@pytest.mark.parametrize("limit", [2000, 1000], ids=["warning", "error"])
+def test_decompression_bomb_is_an_error(models, images, tmp_path, capsys, monkeypatch, limit):
+    # cover is 60x44 = 2640 pixels: above 2000 Pillow warns, above 2 * 1000 it raises
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    out = tmp_path / "stego.png"
+    code, _, err = run(capsys, "hide", images["cover"], images["gray"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, images["cover"])
+    assert "decompression bomb" in line
+    assert not out.exists()
+
+
+def test_bad_model_files(models, images, tmp_path, capsys):
+    out = tmp_path / "stego.png"
+    root = tmp_path / "models"
+    root.mkdir()
+    text = root / "notes.txt"
+    text.write_text("not a model\n")
+    data = models["ckpt"].read_bytes()
+    cut_ckpt = root / "cut.ckpt"
+    cut_ckpt.write_bytes(data[: len(data) // 3])
+    data = models["export"].read_bytes()
+    cut_export = root / "cut.safetensors"
+    cut_export.write_bytes(data[: len(data) - 64])
+    net = tiny_net()
+    wrong = save_checkpoint(net, root / "wrong.ckpt", arch_config={**net.arch_config, "prep_width": 6})
+    other = save_checkpoint(net, root / "other.ckpt", arch_config={"name": "cnn", "channels": 3, "widths": [2, 2, 2]})
+    unknown = save_checkpoint(net, root / "unknown.ckpt", arch_config={**net.arch_config, "name": "vit"})
+    cases = {
+        images["cover"]: "not a model file",
+        text: "not a model file",
+        cut_ckpt: "corrupt or truncated",
+        cut_export: "corrupt or truncated",
+        wrong: "weights do not match",
+        other: "weights do not match",
+        unknown: "unknown architecture",
+        root / "missing.ckpt": "not found",
+    }
+    for model, expected in cases.items():
+        code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", model)
+        line = assert_one_line_error(code, err, model)
+        assert expected in line, line
+    code, _, err = run(capsys, "reveal", images["cover"], "-o", out, "-m", cut_export)
+    assert_one_line_error(code, err, cut_export)
+    assert not out.exists()
+    assert listing(tmp_path) == {"in", "models"}
+
+
+def test_missing_shipped_model(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("steg.inference.PRETRAINED_DIR", tmp_path / "pretrained")
+    out = tmp_path / "stego.png"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out)
+    line = assert_one_line_error(code, err, "default", tmp_path / "pretrained" / "default.safetensors")
+    assert "not found" in line
+    code, _, err = run(capsys, "reveal", images["cover"], "-o", out, "--model", "mystery")
+    assert_one_line_error(code, err, "mystery.safetensors")
+    assert not out.exists()
+
+
+def test_failed_write_leaves_no_partial_output(models, images, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "stego.png"
+    original = Image.Image.save
+
+    def broken_save(self, fp, *args, **kwargs):
+        original(self, fp, *args, **kwargs)  # the bytes are on disk ...
+        raise OSError(28, "No space left on device")  # ... then the disk fills up
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    assert_one_line_error(code, err)
+    assert "No space left" in err
+    assert listing(tmp_path) == {"in"}
+
+
+def test_usage_errors_are_one_line(capsys):
+    for argv in (["hide"], ["hide", "a.png", "b.png"], ["bogus"], ["eval"], ["hide", "a", "b", "-o", "c.png", "--fit", "zoom"],
+                 ["reveal", "a", "-o", "c.png", "--tile", "big"], ["reveal", "a", "-o", "c.png", "--tile", "-5"]):
+        code, _, err = run(capsys, *argv)
+        assert_one_line_error(code, err)
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "hide" in out and "reveal" in out and "eval" in out and "export" in out
+
+
+def test_python_dash_m_steg_errors_without_traceback(tmp_path):
+    """A real process: exit status 2, one line on stderr, no traceback (the lossy check needs no torch)."""
+    cover = tmp_path / "cover.png"
+    gradient_noise(8, 8).save(cover)
+    result = subprocess.run(
+        [sys.executable, "-m", "steg", "hide", str(cover), str(cover), "-o", str(tmp_path / "stego.jpg")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("steg: error: ")
+    assert "stego.jpg" in result.stderr and "lossy" in result.stderr
+
+
+# --------------------------------------------------------------------------- #
+# export
+# --------------------------------------------------------------------------- #
+
+
+def test_export_command(models, images, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    code, stdout, err = run(capsys, "export", models["ckpt"], "-o", out)
+    assert code == 0, err
+    assert "subpixel" in stdout
+    hide_a, hide_b = tmp_path / "a.png", tmp_path / "b.png"
+    assert run(capsys, "hide", images["cover"], images["secret"], "-o", hide_a, "-m", out)[0] == 0
+    assert run(capsys, "hide", images["cover"], images["secret"], "-o", hide_b, "-m", models["ckpt"])[0] == 0
+    assert hide_a.read_bytes() == hide_b.read_bytes()
+
+    before = out.read_bytes()
+    code, _, err = run(capsys, "export", models["ckpt"], "-o", out)
+    assert "--force" in assert_one_line_error(code, err, out)
+    assert out.read_bytes() == before
+    assert run(capsys, "export", models["ckpt"], "-o", out, "--force")[0] == 0
+
+    code, _, err = run(capsys, "export", models["ckpt"], "-o", tmp_path / "model.pt")
+    assert_one_line_error(code, err, tmp_path / "model.pt")
+    code, _, err = run(capsys, "export", images["cover"], "-o", tmp_path / "x.safetensors")
+    assert_one_line_error(code, err, images["cover"])
+    code, _, err = run(capsys, "export", tmp_path / "none.ckpt", "-o", tmp_path / "x.safetensors")
+    assert_one_line_error(code, err, tmp_path / "none.ckpt")
+    assert listing(tmp_path) == {"in", "model.safetensors", "a.png", "b.png"}
+
+
+# --------------------------------------------------------------------------- #
+# eval
+# --------------------------------------------------------------------------- #
+
+
+def _folder(path: Path, specs) -> Path:
+    path.mkdir(parents=True)
+    for i, (w, h, mode) in enumerate(specs):
+        img = sample_crop(i % 4, min(w, h)).resize((w, h)) if i % 2 else gradient_noise(w, h, i)
+        img.convert(mode).save(path / f"img_{i:02d}.png")
+    return path
+
+
+def _check_report(report: dict, n: int) -> None:
+    for key in STEG_KEYS:
+        assert key in report, key
+        assert key == "n" or math.isfinite(report[key]), (key, report[key])
+        if key != "n":
+            assert math.isfinite(report[f"{key}_median"])
+    assert report["n"] == n == len(report["images"])
+    assert 0 <= report["apd_stego"] <= 255 and -1 <= report["ssim_secret"] <= 1
+    assert report["psnr_stego"] > 0
+    assert "subpixel" in report["model"]
+    for row in report["images"]:
+        assert {"cover", "secret", "psnr_stego", "ssim_secret", "apd_secret"} <= set(row)
+
+
+def test_eval_one_folder(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(40, 32, "RGB"), (36, 36, "L"), (48, 30, "RGB")])
+    report_path, out_dir = tmp_path / "report.json", tmp_path / "figures"
+    code, out, err = run(capsys, "eval", "--model", models["export"], "--covers", covers,
+                         "--json", report_path, "--out", out_dir)
+    assert code == 0, err
+    assert "PSNR" in out and "SSIM" in out and "median" in out
+    report = json.loads(report_path.read_text())
+    _check_report(report, 3)
+    # one folder: image i hides image i + 1, wrapping
+    names = [(Path(r["cover"]).name, Path(r["secret"]).name) for r in report["images"]]
+    assert names == [("img_00.png", "img_01.png"), ("img_01.png", "img_02.png"), ("img_02.png", "img_00.png")]
+    assert [(r["width"], r["height"]) for r in report["images"]] == [(40, 32), (36, 36), (48, 30)]
+    assert (out_dir / GRID_NAME).is_file() and (out_dir / HISTOGRAM_NAME).is_file()
+    with Image.open(out_dir / GRID_NAME) as grid:
+        assert grid.size[0] > 4 * 32
+    # the report is not overwritten without --force
+    code, _, err = run(capsys, "eval", "--model", models["export"], "--covers", covers, "--json", report_path)
+    assert_one_line_error(code, err, report_path)
+
+
+def test_eval_two_folders_and_size(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(40, 32, "RGB"), (36, 36, "RGB"), (48, 30, "RGB")])
+    secrets = _folder(tmp_path / "secrets", [(20, 50, "RGB"), (64, 64, "L")])
+    report_path = tmp_path / "report.json"
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--secrets", secrets,
+                       "--size", 24, "--json", report_path)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    _check_report(report, 2)
+    assert report["size"] == 24
+    assert all((r["width"], r["height"]) == (24, 24) for r in report["images"])
+    assert [Path(r["secret"]).parent.name for r in report["images"]] == ["secrets", "secrets"]
+
+
+def test_eval_grayscale_model(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(32, 32, "RGB"), (32, 32, "L")])
+    report_path = tmp_path / "gray.json"
+    code, _, err = run(capsys, "eval", "-m", models["gray"], "--covers", covers, "--json", report_path)
+    assert code == 0, err
+    assert json.loads(report_path.read_text())["n"] == 2
+
+
+def test_eval_errors(models, tmp_path, capsys):
+    one = _folder(tmp_path / "one", [(32, 32, "RGB")])
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", one)
+    assert_one_line_error(code, err, one)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", empty)
+    assert_one_line_error(code, err, empty)
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", tmp_path / "nowhere")
+    assert_one_line_error(code, err, tmp_path / "nowhere")
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", one, "--secrets", one, "--size", 0)
+    assert_one_line_error(code, err, "--size")
+
+
+def test_eval_skips_unreadable_images(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(32, 32, "RGB"), (32, 32, "RGB"), (32, 32, "RGB")])
+    (covers / "img_01.png").write_bytes(b"broken")
+    report_path = tmp_path / "report.json"
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--json", report_path)
+    assert code == 0, err
+    assert "warning" in err and "img_01.png" in err
+    report = json.loads(report_path.read_text())
+    assert report["n"] == 1 and len(report["skipped"]) == 2  # the pairs (0, 1) and (1, 2)
