@@ -129,7 +129,7 @@ def cmd_hide(args: argparse.Namespace) -> int:
     for path, what in ((cover_path, "cover"), (secret_path, "secret")):
         if not path.exists():
             raise CLIError(f"{what} image {path} not found")
-    from steg.data import load_image
+    from steg.images import load_image
 
     model = _load_model(args)
     cover = load_image(cover_path, model.channels)
@@ -146,7 +146,7 @@ def cmd_reveal(args: argparse.Namespace) -> int:
     _check_output(out, [stego_path], args.force, reason=_png_reason("revealed image"))
     if not stego_path.exists():
         raise CLIError(f"stego image {stego_path} not found")
-    from steg.data import load_image
+    from steg.images import load_image
 
     model = _load_model(args)
     stego = load_image(stego_path, model.channels)
@@ -173,11 +173,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- samples ---------------------------------------------------------------- #
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    """Copy the embedded held-out photographs (never trained on) into a folder as PNG."""
+    from steg.data import sample_photo_paths
+    from steg.images import load_image
+
+    out_dir = Path(args.directory)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLIError(f"{out_dir} exists and is not a folder")
+    sources = sample_photo_paths("val")
+    targets = [out_dir / f"{path.stem}.png" for path in sources]
+    for source, target in zip(sources, targets):  # refuse before writing anything
+        _check_output(target, [source], args.force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source, target in zip(sources, targets):
+        _save_png(load_image(source, 3), target)
+    written = targets
+    print(f"wrote {len(written)} held-out photos to {out_dir}: {', '.join(p.name for p in written)}")
+    return 0
+
+
 # --- eval ------------------------------------------------------------------- #
 
 
 def _pairs(covers_dir: Path, secrets_dir: Path | None) -> list[tuple[Path, Path]]:
-    from steg.data import IMAGE_EXTENSIONS, find_images
+    from steg.images import IMAGE_EXTENSIONS, find_images
 
     def images(folder: Path, option: str) -> list[Path]:
         if not folder.exists():
@@ -252,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from steg.data import ImageError, load_image, to_tensor
+    from steg.images import ImageError, load_image, to_tensor
     from steg.inference import fit_image, square_image
     from steg.metrics import pair_metrics, quantize
 
@@ -461,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", "-f", action="store_true", help="overwrite existing --json / --out files")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("samples", help="copy the embedded held-out photos into a folder, to try hide/reveal/eval",
+                       description="Write the embedded sample's held-out photographs (never used in training: "
+                                   "coffee, rocket, chelsea, grace_hopper) as PNG files into DIR.")
+    p.add_argument("directory", metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--force", "-f", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_samples)
+
     p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model",
                        description="Write a training checkpoint's nets as one .safetensors file (weights plus the "
                                    "architecture config as metadata) that loads without Lightning or Hydra.")
@@ -478,14 +508,14 @@ def _error(message: str) -> None:
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix (one-line message, exit 2).
 
-    steg.data and steg.inference are looked up only if already imported: an
+    steg.images and steg.inference are looked up only if already imported: an
     error of theirs cannot have happened otherwise, and ``steg --help`` or a
     refused output name need not import torch.
     """
     from PIL import Image
 
     types: list[type[BaseException]] = [CLIError, Image.DecompressionBombError, Image.DecompressionBombWarning]
-    data = sys.modules.get("steg.data")
+    data = sys.modules.get("steg.images")
     if data is not None:
         types.append(data.ImageError)
     inference = sys.modules.get("steg.inference")

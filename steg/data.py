@@ -19,18 +19,27 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import struct
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+
+from steg.images import (  # noqa: F401  (re-exported: steg.data is where users look)
+    IMAGE_EXTENSIONS,
+    ImageError,
+    ImageSource,
+    _convert_mode,
+    _is_image_file,
+    _warn_skipped,
+    check_images,
+    find_images,
+    load_image,
+    to_tensor,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -50,8 +59,6 @@ __all__ = [
     "TinyImageNetDataModule",
 ]
 
-#: File name endings recognised as images (compared case-insensitively).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 #: Training photographs of the embedded sample, from scikit-image's ``data/``
 #: folder. Ordered so that split pairing (item i with item i + 6) pairs colour
@@ -77,203 +84,6 @@ SAMPLE_TRAIN_PHOTOS = (
 SAMPLE_VAL_PHOTOS = ("coffee.png", "rocket.jpg", "chelsea.png", "grace_hopper.jpg")
 
 _MATPLOTLIB_PHOTOS = {"grace_hopper.jpg"}
-
-# Modes whose pixel values are 16-bit integers (scaled to 8 bit by /257).
-_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
-# Modes load_image can convert to 'RGB' / 'L'.
-_SUPPORTED_MODES = {
-    "1", "L", "P", "PA", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX",
-    "CMYK", "YCbCr", "F",
-} | _SIXTEEN_BIT_MODES
-
-# Errors Pillow raises for broken files.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
-
-ImageSource = Union[str, Path, Image.Image]
-
-
-class ImageError(ValueError):
-    """An image file that cannot be used: missing, unreadable, too large or of an unsupported mode."""
-
-
-# --------------------------------------------------------------------------- #
-# Image loading
-# --------------------------------------------------------------------------- #
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
-    """Convert a PIL image of any supported mode to 'RGB' (channels=3) or 'L' (channels=1).
-
-    Transparency is composited over white, 16-bit values are scaled by 1/257,
-    'F' values are taken to lie in [0, 1], grey is replicated to RGB, and RGB
-    becomes 'L' with ITU-R 601 luma. Raises ``ImageError`` for other modes.
-    """
-    mode = img.mode
-    if mode not in _SUPPORTED_MODES:
-        raise ImageError(f"unsupported image mode {mode!r}")
-    if mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(img).astype(np.float64) / 257.0
-        img = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
-    elif mode == "F":
-        values = np.asarray(img, dtype=np.float64) * 255.0
-        values = np.nan_to_num(values, nan=0.0)
-        img = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode == "La":
-        img = img.convert("LA").convert("RGBA")
-    elif mode in ("P", "PA", "LA", "RGBa") or (
-        mode in ("L", "RGB") and "transparency" in img.info
-    ):
-        img = img.convert("RGBA")
-    elif mode in ("CMYK", "YCbCr", "RGBX"):
-        img = img.convert("RGB")
-
-    if img.mode == "RGBA":
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, img).convert("RGB")
-
-    if channels == 3 and img.mode == "L":
-        img = img.convert("RGB")
-    elif channels == 1 and img.mode == "RGB":
-        img = img.convert("L")
-    return img
-
-
-def load_image(path: str | Path, channels: int = 3) -> Image.Image:
-    """Load an image file as an 'RGB' (channels=3) or 'L' (channels=1) PIL image.
-
-    EXIF orientation is applied. RGBA/LA/palette-with-transparency images are
-    composited over a white background; palette and CMYK become RGB; 16-bit
-    grey ('I;16*', 'I') is scaled to 8 bit (value / 257); 'F' is assumed to
-    lie in [0, 1]; grey is replicated to RGB for channels=3; RGB becomes ITU-R
-    601 luma for channels=1.
-
-    Raises:
-        ImageError: one-line message naming the file, for a missing,
-            unreadable or corrupt file, a decompression bomb (more pixels
-            than ``PIL.Image.MAX_IMAGE_PIXELS``) or an unsupported mode.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"cannot load image {path}: file not found")
-    if not path.is_file():
-        raise ImageError(f"cannot load image {path}: not a file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                ImageOps.exif_transpose(img, in_place=True)
-                return _convert_mode(img, channels)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"cannot load image {path}: too large, decompression bomb guard "
-            f"(PIL.Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {_one_line(exc)}"
-        ) from exc
-    except ImageError as exc:
-        raise ImageError(f"cannot load image {path}: {exc}") from exc
-    except _DECODE_ERRORS as exc:
-        raise ImageError(f"cannot load image {path}: unreadable or corrupt ({_one_line(exc)})") from exc
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL 'RGB' or 'L' image -> float32 tensor (C, H, W) in [0, 1] (C = 3 or 1)."""
-    if img.mode not in ("RGB", "L"):
-        raise ValueError(f"to_tensor expects an 'RGB' or 'L' image, got mode {img.mode!r}")
-    array = np.asarray(img, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.transpose(2, 0, 1).copy()).float().div_(255.0)
-
-
-def _is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def find_images(root: str | Path, recursive: bool = True) -> list[Path]:
-    """Sorted paths of the image files (``IMAGE_EXTENSIONS``) under ``root``.
-
-    Hidden files and folders (names starting with '.', e.g. macOS '._x.png')
-    are ignored. A ``root`` that is itself an image file gives ``[root]``.
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist.
-    """
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(f"{root} does not exist")
-    if root.is_file():
-        return [root] if _is_image_file(root) else []
-    candidates = root.rglob("*") if recursive else root.iterdir()
-    found = [
-        path
-        for path in candidates
-        if _is_image_file(path)
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-        and path.is_file()
-    ]
-    return sorted(found)
-
-
-def _check_one(path: Path) -> bool:
-    """Cheap validity check of one image file (no full decode where avoidable)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.mode not in _SUPPORTED_MODES:
-                    return False
-                if img.format == "PNG":
-                    img.verify()  # chunk CRCs up to IEND: catches truncation
-                elif img.format == "JPEG":
-                    img.draft("RGB", (64, 64))  # DCT-scaled decode of the whole stream
-                    img.load()
-                else:
-                    img.load()
-        return True
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning, *_DECODE_ERRORS):
-        return False
-
-
-def check_images(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Split ``paths`` into ``(good, bad)`` with a fast validity check.
-
-    PNG: ``verify()``; JPEG: decode at reduced size (catches truncation);
-    other formats: full ``load()``. Files that are missing, corrupt,
-    decompression bombs or of an unsupported mode are bad. A progress bar is
-    shown for more than 200 files. Order is preserved.
-    """
-    good: list[Path] = []
-    bad: list[Path] = []
-    for path in tqdm(paths, desc="checking images", unit="img", disable=len(paths) <= 200):
-        path = Path(path)
-        (good if _check_one(path) else bad).append(path)
-    return good, bad
-
-
-def _warn_skipped(bad: Sequence[Path], root: Path) -> None:
-    """One warning for all unreadable files under ``root``: count and the first 3 paths."""
-    if not bad:
-        return
-    names = []
-    for path in bad[:3]:
-        try:
-            names.append(str(path.relative_to(root)))
-        except ValueError:
-            names.append(str(path))
-    more = ", ..." if len(bad) > 3 else ""
-    warnings.warn(
-        f"skipped {len(bad)} unreadable image(s) under {root}: {', '.join(names)}{more}",
-        stacklevel=3,
-    )
 
 
 # --------------------------------------------------------------------------- #

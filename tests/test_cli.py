@@ -468,3 +468,14 @@ def test_eval_skips_unreadable_images(models, tmp_path, capsys):
     assert "warning" in err and "img_01.png" in err
     report = json.loads(report_path.read_text())
     assert report["n"] == 1 and len(report["skipped"]) == 2  # the pairs (0, 1) and (1, 2)
+
+
+def test_samples_writes_the_held_out_photos_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "photos"
+    assert main(["samples", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["chelsea.png", "coffee.png", "grace_hopper.png", "rocket.png"]
+    before = (out / "coffee.png").stat().st_mtime_ns
+    assert main(["samples", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "coffee.png").stat().st_mtime_ns == before
