@@ -46,6 +46,9 @@ def tiny(cfg: DictConfig, run_dir: Path) -> DictConfig:
             cfg.model.depth = 2
         elif cfg.model._target_.endswith("CNN"):
             cfg.model.widths = [4, 2, 2]
+        elif cfg.model._target_.endswith("UnshuffleUNet"):
+            cfg.model.width = 8
+            cfg.model.depth = 1
     return cfg
 
 

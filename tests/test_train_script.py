@@ -10,6 +10,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
+    "model=subpixel",
     "trainer.max_epochs=1",
     "trainer.max_time=null",
     "trainer.enable_progress_bar=false",
