@@ -15,7 +15,7 @@ $(BIN)/python:
 
 install: $(BIN)/python  ## create .venv with the CPU build of torch 2.13.0 and steg (editable)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,optuna,slurm]"
 	@$(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' && echo "warning: CUDA packages got installed" || true
 
 demo: install  ## set up, then train the default model on the embedded photos (~10 min on 2 CPU cores)

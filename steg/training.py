@@ -16,11 +16,11 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from steg.callbacks import ErrorHistograms, ImageGrids, MetricHistory
 
-__all__ = ["train", "instantiate_run"]
+__all__ = ["train", "instantiate_run", "SweepConfigError", "configure_sweep_job"]
 
 SUMMARY_METRICS = ("psnr_stego", "ssim_stego", "apd_stego", "psnr_secret", "ssim_secret", "apd_secret")
 
@@ -47,6 +47,110 @@ def _check_config(cfg: DictConfig) -> None:
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
 
 
+class SweepConfigError(ValueError):
+    """A multirun (sweep) setting that cannot work; the message is one line."""
+
+
+MULTIRUN_DDP_MESSAGE = (
+    "multirun + ddp in one process tree re-launches sys.argv and breaks; "
+    "use hydra/launcher=submitit_slurm, or trainer.strategy=ddp_spawn"
+)
+# Hydra launchers that run every job inside this process tree (Lightning's ddp would re-run sys.argv, i.e. the sweep).
+_LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
+# Metrics where larger is better; every other one (losses, mse, apd, hist) is minimised.
+_MAXIMIZED = ("psnr_stego", "psnr_secret", "ssim_stego", "ssim_secret")
+
+
+def _hydra_config() -> DictConfig | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _is_multirun(hydra_cfg: DictConfig | None) -> bool:
+    from hydra.types import RunMode
+
+    return hydra_cfg is not None and hydra_cfg.get("mode") == RunMode.MULTIRUN
+
+
+def _device_count(trainer_cfg: DictConfig) -> int:
+    """Processes Lightning will start per node for ``trainer.devices`` (-1 / "auto": every device there)."""
+    devices = trainer_cfg.get("devices", "auto")
+    if isinstance(devices, (list, tuple, ListConfig)):
+        return len(devices)
+    text = str(devices).strip()
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()])
+    if text in ("-1", "auto"):
+        accelerator = str(trainer_cfg.get("accelerator", "auto"))
+        if accelerator in ("gpu", "cuda", "auto"):
+            import torch
+
+            return torch.cuda.device_count()
+        return 1
+    try:
+        return int(text)
+    except ValueError:
+        return 1
+
+
+def _relaunches_script(strategy: Any) -> bool:
+    """Strategies whose launcher re-runs ``sys.argv`` in new processes (ddp, fsdp, deepspeed; not spawn/fork)."""
+    if isinstance(strategy, DictConfig):
+        name = str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower()
+        start_method = str(strategy.get("start_method", "popen"))
+        return start_method == "popen" and any(k in name for k in ("ddp", "fsdp", "deepspeed"))
+    name = str(strategy or "auto").lower()
+    if any(k in name for k in ("spawn", "fork", "notebook")):
+        return False
+    return name == "auto" or name.startswith(("ddp", "fsdp", "deepspeed"))
+
+
+def _check_sweep(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Fail at once, before anything is built, on sweep settings that cannot work."""
+    trainer_cfg = cfg.get("trainer") or {}
+    launcher = str(hydra_cfg.get("launcher", {}).get("_target_", ""))
+    processes = _device_count(trainer_cfg) * int(trainer_cfg.get("num_nodes", 1) or 1)
+    if launcher.endswith(_LOCAL_LAUNCHERS) and processes > 1 and _relaunches_script(trainer_cfg.get("strategy", "auto")):
+        raise SweepConfigError(MULTIRUN_DDP_MESSAGE)
+    direction = hydra_cfg.get("sweeper", {}).get("direction")
+    metric = cfg.get("optimized_metric")
+    if direction is not None and metric and not isinstance(direction, (list, ListConfig)):
+        wanted = "maximize" if str(metric).endswith(_MAXIMIZED) else "minimize"
+        if str(direction).rsplit(".", 1)[-1] != wanted:
+            raise SweepConfigError(
+                f"optimized_metric={metric} should be {wanted}d but hydra.sweeper.direction={direction}; "
+                f"pass hydra.sweeper.direction={wanted}"
+            )
+
+
+def configure_sweep_job(cfg: DictConfig) -> None:
+    """Per-job settings for sweeps, applied before anything is built.
+
+    Always: the W&B run is tagged ``model:<choice>`` and ``beta:<beta>`` (on top of
+    ``logger.wandb.tags``). In a multirun (``-m``, Optuna, SLURM): the settings are
+    checked (:class:`SweepConfigError`), and the W&B ``group`` defaults to the sweep
+    folder's name so that the sweep's runs are grouped.
+    """
+    hydra_cfg = _hydra_config()
+    multirun = _is_multirun(hydra_cfg)
+    if multirun:
+        _check_sweep(cfg, hydra_cfg)
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_cfg:
+        return
+    choices = hydra_cfg.runtime.choices if hydra_cfg is not None else {}
+    model = choices.get("model") or str(cfg.model.get("_target_", "model")).rsplit(".", 1)[-1].lower()
+    tags = [str(t) for t in (wandb_cfg.get("tags") or [])]
+    for tag in (f"model:{model}", f"beta:{cfg.beta}"):
+        if tag not in tags:
+            tags.append(tag)
+    with open_dict(cfg):
+        wandb_cfg.tags = tags
+        if multirun and wandb_cfg.get("group") is None:
+            wandb_cfg.group = Path(str(hydra_cfg.sweep.dir)).name
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train hide + reveal nets as configured; return ``cfg.optimized_metric``.
 
@@ -54,6 +158,7 @@ def train(cfg: DictConfig) -> float | None:
     run, per-epoch image grids, loss curves, pixel-error histograms,
     ``config.yaml`` (resolved) and ``metrics.json``; prints a summary.
     """
+    configure_sweep_job(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
