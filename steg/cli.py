@@ -1,9 +1,11 @@
-"""The ``steg`` command line: hide, reveal, eval, export.
+"""The ``steg`` command line: hide, reveal, eval, export, compare, samples.
 
     steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--force]
     steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
     steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR]
     steg export CKPT -o MODEL.safetensors [--force]
+    steg compare DIR... [--out DIR] [--metric val/loss] [--by best|final] [--force]
+    steg samples DIR [--force]
 
 ``--model``: a training checkpoint (.ckpt), an exported model (.safetensors) or
 the name of a shipped model (``steg/pretrained/NAME.safetensors``); default
