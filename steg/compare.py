@@ -150,10 +150,15 @@ class Run:
     has_csv: bool = True
 
     def value(self, metric: str, which: str = "best") -> float | None:
-        """The metric's final value, or its best over validation epochs (direction from the name)."""
+        """The metric's ``final`` value, its ``best`` over validation epochs (direction from
+        the name), or its value ``at_best``: at the epoch of the best checkpoint (the
+        run's ``best`` row). Figures other than the ranking metric are shown ``at_best``:
+        a residual model's stego PSNR peaks at epoch 0, before it hides anything."""
         final = _num(self.final.get(metric))
         if which == "final":
             return final
+        if which == "at_best":
+            return _num(self.best.get(metric)) if self.best else final
         if metric in self.best_per_metric and _num(self.best_per_metric[metric]) is not None:
             return _num(self.best_per_metric[metric])
         points = [v for _, v in self.curves.get(metric, []) if math.isfinite(v)]
@@ -343,9 +348,10 @@ def _columns(metric: str, by: str) -> list[tuple[str, str, str]]:
     other = "final" if by == "best" else "best"
     cols = [(f"{metric} {by}", metric, by), (f"{metric} {other}", metric, other)]
     for m in FIGURE_METRICS:
-        for which in ("final", "best"):
-            if m != metric and not (m.startswith("val/ssim") and which == "best"):
-                cols.append((f"{LABELS.get(m, m)} {which}", m, which))
+        for which in ("final", "at_best"):
+            if m != metric and not (m.startswith("val/ssim") and which == "at_best"):
+                label = "at best ckpt" if which == "at_best" else which
+                cols.append((f"{LABELS.get(m, m)} {label}", m, which))
     return cols
 
 
@@ -425,7 +431,7 @@ def winner_sentence(runs: Sequence[Run], metric: str = DEFAULT_METRIC, by: str =
     for m in ("val/psnr_stego", "val/psnr_secret"):
         if m == metric:
             continue
-        top = _best_of(runs, m, "best")
+        top = _best_of(runs, m, "at_best")
         if top is None:
             continue
         r, v, s, sv = top
@@ -433,7 +439,7 @@ def winner_sentence(runs: Sequence[Run], metric: str = DEFAULT_METRIC, by: str =
         if s is not None and sv is not None:
             margin = _margin(m, v, sv)
             extra = f", tied with {s.label}" if margin == "tied" else f", {margin} over {s.label}"
-        parts.append(f"best {LABELS[m]}: {r.label} ({_fmt(m, v, unit=True)}{extra})")
+        parts.append(f"best {LABELS[m]} at the best checkpoint: {r.label} ({_fmt(m, v, unit=True)}{extra})")
     return "; ".join(parts) + "."
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -58,3 +60,14 @@ def tiny_cfg(tmp_path):
         return tiny(compose_train((overrides or []) + ["logger=csv"]), tmp_path / "run")
 
     return make
+
+
+def gradient_noise(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A test image: colour gradients plus seeded Gaussian noise ('RGB' or 'L')."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    base = np.stack([x, y, (x + y) / 2], axis=-1)
+    arr = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, mode="RGB")
+    return img.convert("L") if mode == "L" else img

@@ -98,8 +98,8 @@ def test_winner_sentence(sweep):
     runs = [load_run(p) for p in sorted(sweep.iterdir()) if p.is_dir()]
     assert winner_sentence(runs, "val/loss", "best") == (
         "cnn_beta0.5 wins on val/loss (best 0.1, next best 0.15 by unet_beta0.5: 33.3% lower); "
-        "best stego PSNR: subpixel_beta0.5 (26.00 dB, +1.00 dB over unet_beta0.5); "
-        "best secret PSNR: cnn_beta0.5 (23.50 dB, +2.50 dB over subpixel_beta0.5)."
+        "best stego PSNR at the best checkpoint: subpixel_beta0.5 (26.00 dB, +1.00 dB over unet_beta0.5); "
+        "best secret PSNR at the best checkpoint: cnn_beta0.5 (23.50 dB, +2.50 dB over subpixel_beta0.5)."
     )
     assert winner_sentence(runs, "val/loss", "final").startswith(
         "unet_beta0.5 wins on val/loss (final 0.15, next best 0.2 by subpixel_beta0.5: 25.0% lower)")
@@ -198,3 +198,15 @@ def test_sweep_with_a_failed_run_and_nested_sweeps(tmp_path):
         "10_cnn_beta0.25", "0_cnn_beta0.5", "2_cnn_beta1.0"]
     assert any("1_cnn_beta0.75" in w and "no metrics.json" in w for w in result.warnings)
     assert "beta" in result.table.splitlines()[0]
+
+
+def test_figures_are_shown_at_the_best_checkpoint(tmp_path):
+    # A residual model's stego PSNR peaks at epoch 0 (stego = cover) before it hides
+    # anything; the table must show the figures of the best checkpoint's epoch instead.
+    from steg.compare import load_run
+
+    run = load_run(fake_run(tmp_path, "0_unet_beta0.5", model="unet", losses=(0.5, 0.1),
+                            psnr_stego=(50.0, 31.0), psnr_secret=(5.0, 20.0)))
+    assert run.value("val/psnr_stego", "best") == 50.0
+    assert run.value("val/psnr_stego", "at_best") == 31.0
+    assert run.value("val/psnr_secret", "at_best") == 20.0

@@ -34,6 +34,7 @@ from steg.inference import (
 )
 from steg.metrics import quantize
 from steg.nets import CNN, Baluja, Subpixel
+from conftest import gradient_noise
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
@@ -62,16 +63,6 @@ def save_checkpoint(net, path: Path, **extra) -> Path:
     ckpt.update(extra)
     torch.save(ckpt, path)
     return path
-
-
-def gradient_noise(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
-    base = np.stack([x, y, (x + y) / 2], axis=-1)
-    arr = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-    img = Image.fromarray(arr, mode="RGB")
-    return img.convert("L") if mode == "L" else img
 
 
 def photo(index: int, size: int) -> Image.Image:

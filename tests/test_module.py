@@ -1,6 +1,5 @@
 """The LightningModule: 8-bit validation, logged terms, and exact metrics under DDP."""
 
-import hydra
 import lightning as L
 import pytest
 import torch
