@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from hydra import compose, initialize_config_dir
@@ -71,3 +72,18 @@ def gradient_noise(width: int, height: int, seed: int = 0, mode: str = "RGB") ->
     arr = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
     img = Image.fromarray(arr, mode="RGB")
     return img.convert("L") if mode == "L" else img
+
+
+def save_checkpoint(net, path: Path, **extra) -> Path:
+    """What train.py writes, as far as steg needs it: net.* weights and arch_config."""
+    ckpt = {
+        "epoch": 3,
+        "global_step": 42,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        "arch_config": dict(net.arch_config),
+        "beta": 0.75,
+    }
+    ckpt.update(extra)
+    torch.save(ckpt, path)
+    return path

@@ -21,7 +21,7 @@ from PIL import Image
 from steg.cli import GRID_NAME, HISTOGRAM_NAME, main
 from steg.inference import export_checkpoint
 from steg.nets import Subpixel
-from conftest import gradient_noise
+from conftest import gradient_noise, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 STEG_KEYS = ("n", "psnr_stego", "ssim_stego", "apd_stego", "psnr_secret", "ssim_secret", "apd_secret")
@@ -35,18 +35,6 @@ STEG_KEYS = ("n", "psnr_stego", "ssim_stego", "apd_stego", "psnr_secret", "ssim_
 def tiny_net(channels: int = 3, widths=(4, 8), seed: int = 0) -> Subpixel:
     torch.manual_seed(seed)
     return Subpixel(channels=channels, prep_width=4, widths=widths).eval()
-
-
-def save_checkpoint(net, path: Path, **extra) -> Path:
-    ckpt = {
-        "epoch": 1,
-        "global_step": 10,
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "arch_config": dict(net.arch_config),
-    }
-    ckpt.update(extra)
-    torch.save(ckpt, path)
-    return path
 
 
 def sample_crop(index: int, size: int) -> Image.Image:

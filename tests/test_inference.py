@@ -34,7 +34,7 @@ from steg.inference import (
 )
 from steg.metrics import quantize
 from steg.nets import CNN, Baluja, Subpixel
-from conftest import gradient_noise
+from conftest import gradient_noise, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
@@ -48,21 +48,6 @@ SHIPPED = PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
 def tiny_net(channels: int = 3, widths=(4, 8), seed: int = 0) -> Subpixel:
     torch.manual_seed(seed)
     return Subpixel(channels=channels, prep_width=4, widths=widths).eval()
-
-
-def save_checkpoint(net, path: Path, **extra) -> Path:
-    """What train.py writes, as far as steg needs it: net.* weights and arch_config."""
-    ckpt = {
-        "epoch": 3,
-        "global_step": 42,
-        "pytorch-lightning_version": "2.4.0",
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "arch_config": dict(net.arch_config),
-        "beta": 0.75,
-    }
-    ckpt.update(extra)
-    torch.save(ckpt, path)
-    return path
 
 
 def photo(index: int, size: int) -> Image.Image:
