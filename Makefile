@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: help install demo train test clean
+.PHONY: help install demo train test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ train:  ## train with Hydra overrides: make train ARGS="model=baluja beta=0.5"
 
 test: install  ## run the test suite (a few minutes on 2 CPU cores)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q $(ARGS)
+
+bench: install  ## speed, inference and quality-at-budget benchmarks -> experiments/bench (~3 h; ARGS="--budget-min 10")
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m steg.bench $(ARGS)
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs outputs multirun .pytest_cache

@@ -458,7 +458,8 @@ def receptive_radius(net: StegNet) -> int | None:
     """How far (pixels) an output pixel of ``hide`` or ``reveal`` can see, or None if unknown.
 
     Every :class:`steg.nets.Branches` layer (kernels up to 5x5) reaches 2 pixels
-    at its own scale; a Subpixel level ``l`` works at scale ``2**l``.
+    at its own scale; a Subpixel level ``l`` works at scale ``2**l``; an
+    :class:`steg.nets.UnshuffleBody` reaches ``8 * depth + 3``.
     """
     name = net.arch_config.get("name", getattr(net, "name", None))
     if name == "baluja":
@@ -475,6 +476,11 @@ def receptive_radius(net: StegNet) -> int | None:
         # rounding) + 2 * 2**(l-1) (block): 5 * 2**levels - 8 in all.
         unet = 5 * 2**levels - 8
         return unet + 2 * 2  # + the two prep blocks on the secret
+    if name in ("unet", "qim"):
+        # UnshuffleBody: depth 3x3 convs at 1/2 (2 px each), at 1/4 (4 px each) and at 1/2
+        # again, plus 3 px of 4x4-block alignment: 8 * depth + 3 (measured in the tests).
+        # The qim hide step itself is per pixel.
+        return 8 * int(_config_value(net, "depth")) + 3
     return None
 
 

@@ -44,6 +44,10 @@ class StegModule(L.LightningModule):
         scheduler_interval: "epoch" or "step".
         quantize_train: feed the reveal net the 8-bit stego image in training too
             (straight-through gradient), so that training sees what users save.
+        channels_last: keep weights and images in channels-last memory order
+            (faster convolutions on CPUs and GPUs; ``experiments/bench``).
+        compile: ``torch.compile`` the prep, hide and reveal nets (pays off on
+            GPUs; on a 2-core CPU it measured slower). Checkpoints are unchanged.
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class StegModule(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         scheduler_interval: str = "epoch",
         quantize_train: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         if beta < 0:
@@ -68,6 +74,11 @@ class StegModule(L.LightningModule):
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
         self.quantize_train = quantize_train
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        if compile:
+            for part in (self.net.prep_net, self.net.hide_net, self.net.reveal_net):
+                part.compile()  # in place: parameter names and checkpoints stay the same
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{pair}": pair_metrics(f"{stage}/", f"_{pair}")
@@ -101,14 +112,20 @@ class StegModule(L.LightningModule):
 
     def _update_metrics(self, stage, cover, secret, stego_q, revealed_q) -> None:
         stego_metrics, secret_metrics = self.metrics[f"{stage}_stego"], self.metrics[f"{stage}_secret"]
+        # torchmetrics flattens with view(), which needs the default memory order.
+        cover, secret, stego_q, revealed_q = (x.contiguous() for x in (cover, secret, stego_q, revealed_q))
         stego_metrics.update(stego_q, cover)
         secret_metrics.update(revealed_q, secret)
         self.log_dict(stego_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
         self.log_dict(secret_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
 
     # -- steps ------------------------------------------------------------
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def _images(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         cover, secret = batch
+        return cover.contiguous(memory_format=self.memory_format), secret.contiguous(memory_format=self.memory_format)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        cover, secret = self._images(batch)
         stego = self.net.hide(cover, secret)
         if self.quantize_train:
             stego = quantize_ste(stego)
@@ -119,7 +136,7 @@ class StegModule(L.LightningModule):
         return total
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        cover, secret = batch
+        cover, secret = self._images(batch)
         stego_q = quantize(self.net.hide(cover, secret))
         revealed = self.net.reveal(stego_q)
         self._objective(cover, secret, stego_q, revealed, "val")

@@ -11,7 +11,7 @@ from conftest import compose_train, tiny
 from steg.nets import StegNet
 
 GROUPS = {
-    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet"],
+    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim"],
     "loss": ["mse", "compound"],
     "optimizer": ["adam"],
     "scheduler": ["step", "cosine", "plateau", "none"],

@@ -33,7 +33,7 @@ from steg.inference import (
     receptive_radius,
 )
 from steg.metrics import quantize
-from steg.nets import CNN, Baluja, Subpixel
+from steg.nets import CNN, Baluja, QIMNet, Subpixel, UnshuffleUNet
 from conftest import gradient_noise, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,6 +255,22 @@ def test_tiled_matches_untiled(widths):
     assert (ra - rb).abs().max().item() < 1e-4
 
 
+def test_qim_tiled_matches_untiled():
+    """The dither pattern follows absolute pixel positions, so tiles line up with the whole image."""
+    torch.manual_seed(5)
+    net = QIMNet(width=8, depth=1, encoder=True)
+    for body in (net.hide_net, net.reveal_net):  # leave the zero start: make both nets matter
+        torch.nn.init.normal_(body.head[0].weight, std=0.01)
+    whole, tiled = StegModel(net, tile=None), StegModel(net, tile=32)
+    cover = to_tensor(gradient_noise(190, 150, 4)).unsqueeze(0)
+    secret = to_tensor(gradient_noise(190, 150, 9)).unsqueeze(0)
+    a, b = quantize(whole.hide_tensor(cover, secret)), quantize(tiled.hide_tensor(cover, secret))
+    assert tiled.calls > 9 and (a != b).float().mean().item() < 1e-3
+    ra, rb = whole.reveal_tensor(a), tiled.reveal_tensor(a)
+    assert (ra - rb).abs().max().item() < 1e-4
+    assert (quantize(ra) - secret).abs().mean() < 0.05  # and the secret does come back
+
+
 def test_tiles_bound_the_work_per_call():
     """Every net call sees at most (tile + 2 * margin)**2 pixels, whatever the image size."""
     net = tiny_net(widths=(2, 2))
@@ -305,6 +321,7 @@ def _empirical_radius(net, which: str) -> int:
     radius = 0
     bound = receptive_radius(net)
     side = 2 * (bound + 2 * net.size_multiple) + 8
+    side = -(-side // net.size_multiple) * net.size_multiple  # the nets need multiples of it
     zero = torch.zeros(1, net.arch_config["channels"], side, side, dtype=torch.float64)
     for offset in range(net.size_multiple):
         centre = side // 2 + offset
@@ -329,8 +346,12 @@ def _empirical_radius(net, which: str) -> int:
         Subpixel(prep_width=1, widths=(1, 1, 1)),
         Baluja(filters=1, depth=1),
         CNN(widths=(1, 1, 1), prep_layers=1, hide_layers=2, reveal_layers=3),
+        UnshuffleUNet(width=1, depth=1),
+        UnshuffleUNet(width=1, depth=2),
+        QIMNet(width=1, depth=1, encoder=True, dither=False),
+        QIMNet(width=1, depth=2, encoder=False),
     ],
-    ids=["subpixel2", "subpixel3", "baluja", "cnn"],
+    ids=["subpixel2", "subpixel3", "baluja", "cnn", "unet1", "unet2", "qim_encoder", "qim"],
 )
 def test_receptive_radius_is_a_tight_bound(net):
     measured = max(_empirical_radius(net, which) for which in ("reveal", "secret", "cover"))

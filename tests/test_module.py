@@ -47,6 +47,31 @@ def test_training_step_uses_8bit_stego_with_gradient():
     assert all(p.grad is not None for p in net.prep_net.parameters())
 
 
+def test_channels_last_gives_the_same_step():
+    torch.manual_seed(0)
+    net = Subpixel(prep_width=4, widths=(4, 8))
+    twin = Subpixel(prep_width=4, widths=(4, 8))
+    twin.load_state_dict(net.state_dict())
+    plain, fast = StegModule(net, ImageLoss()), StegModule(twin, ImageLoss(), channels_last=True)
+    assert twin.hide_net.head.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = (torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+    losses = [m.training_step(batch, 0) for m in (plain, fast)]
+    assert losses[1].item() == pytest.approx(losses[0].item(), rel=1e-5)
+    for m, loss in zip((plain, fast), losses):
+        loss.backward()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    # Checkpoints hold the same names and values whatever the memory order.
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), twin.state_dict().values()))
+
+
+def test_compile_keeps_parameter_names():
+    net = Subpixel(prep_width=4, widths=(4, 8))
+    names = list(net.state_dict())
+    StegModule(net, ImageLoss(), compile=True)  # compiles lazily, at the first call
+    assert list(net.state_dict()) == names
+
+
 def test_objective_is_cover_plus_beta_secret():
     torch.manual_seed(0)
     net = Subpixel(prep_width=4, widths=(4, 8))

@@ -2,13 +2,15 @@ import pytest
 import torch
 
 from steg.losses import ImageLoss
-from steg.nets import ARCHITECTURES, Baluja, Branches, CNN, GaussianNoise, SameConv, Subpixel, build_net
+from steg.metrics import quantize
+from steg.nets import ARCHITECTURES, Baluja, Branches, CNN, GaussianNoise, QIMNet, SameConv, Subpixel, build_net, wrap_period
 
 SMALL = {
     "baluja": dict(filters=4, depth=2),
     "subpixel": dict(prep_width=4, widths=(4, 8, 8)),
     "cnn": dict(widths=(6, 3, 2)),
     "unet": dict(width=8, depth=1),
+    "qim": dict(width=8, depth=1, encoder=True),
 }
 
 
@@ -113,3 +115,61 @@ def test_build_net_round_trips_arch_config():
     twin.load_state_dict(net.state_dict())
     with pytest.raises(ValueError, match="unknown architecture"):
         build_net("nope")
+
+
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    return torch.round(x * 255)
+
+
+@pytest.mark.parametrize("period", [2, 7, 13, 16])
+@pytest.mark.parametrize("dither", [False, True])
+def test_qim_codes_the_secret_in_residues_within_half_a_period(period, dither):
+    net = QIMNet(period=period, width=8, depth=1, encoder=False, dither=dither).eval()
+    cover = quantize(0.1 + 0.8 * torch.rand(2, 3, 32, 32))  # at least 25 levels from 0 and 255
+    cover[:, :, :4] = 0.0  # extremes force the stego value to the other side of the cover
+    cover[:, :, 4:8] = 1.0
+    secret = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        stego = quantize(net.hide(cover, secret))  # what the user saves
+        err = (_levels(stego) - _levels(cover)).abs()
+        assert err[:, :, 8:].max() <= period // 2  # nearest value with the right residue
+        assert err.max() <= period  # near 0 or 255 it may move the other way
+        assert err.float().mean() > 0
+        revealed = net.reveal(stego)  # decoder starts at zero: the plain modulo decode
+    # The secret comes back to within the rounding of its code: half a step of P - 1.
+    assert (revealed - secret).abs().max() <= 0.5 / (period - 1) + 1e-5
+
+
+def test_qim_residues_survive_only_exact_pixels():
+    net = QIMNet(period=13, width=8, depth=1, encoder=False).eval()
+    cover, secret = quantize(torch.rand(1, 3, 32, 32)), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        stego = quantize(net.hide(cover, secret))
+        exact = (net.reveal(stego) - secret).abs().mean()
+        shifted = (net.reveal(stego + 3 / 255) - secret).abs().mean()
+    assert exact < 0.03 < shifted  # a 3-level change moves every residue
+
+
+def test_qim_dither_is_fixed_and_repeats_on_its_grid():
+    a, b = QIMNet(width=8, depth=1), QIMNet(width=8, depth=1)
+    assert torch.equal(a.dither, b.dither)  # part of the architecture, not of the weights
+    assert "dither" not in a.state_dict()
+    x = torch.zeros(1, 3, 24, 16)
+    d = a._dither_like(x)
+    assert d.shape == x.shape and d.abs().max() <= 0.5 and d.std() > 0.2
+    assert torch.equal(d[..., 8:16, :], d[..., :8, :]) and torch.equal(d[..., 8:16], d[..., :8])
+    assert QIMNet.size_multiple % QIMNet.DITHER == 0
+
+
+def test_qim_validates_period():
+    for bad in (1, 257, 12.5, True):
+        with pytest.raises(ValueError, match="period"):
+            QIMNet(period=bad)
+
+
+def test_wrap_period_folds_into_half_open_interval():
+    x = torch.tensor([-7.0, -6.5, -6.4, 0.0, 6.4, 6.5, 13.0, 20.0])
+    w = wrap_period(x, 13)
+    assert torch.all((w >= -6.5) & (w < 6.5))
+    assert torch.allclose(torch.remainder(w - x, 13), torch.zeros_like(x)) or torch.allclose(
+        torch.remainder(w - x + 1e-6, 13) % 13, torch.zeros_like(x), atol=1e-4)

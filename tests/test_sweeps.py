@@ -39,10 +39,10 @@ TINY = [
     "data.image_size=32",
 ]
 # Valid for both subpixel (3 levels) and cnn (3 kernel branches); "++" because Hydra first composes
-# the sweep's base config, with the default model (unet), which has no widths key.
+# the sweep's base config, with the default model (qim), which has no widths key.
 TINY_GRID = ["++model.widths=[4,4,4]"]
-# The default model, unet.
-TINY_UNET = ["model.width=8", "model.depth=1"]
+# The default model, qim.
+TINY_DEFAULT = ["model.width=8", "model.depth=1"]
 ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
        "HYDRA_FULL_ERROR": "0"}
 DDP_MESSAGE = ("multirun + ddp in one process tree re-launches sys.argv and breaks; "
@@ -143,15 +143,15 @@ def test_compare_the_grid_sweep(grid_sweep):
 def test_optuna_preset_runs_trials_and_writes_results(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason='needs pip install -e ".[optuna]"')
     sweep = tmp_path / "optuna"
-    # model.width on the command line fixes that parameter (tiny); lr and beta are searched.
-    train_py("hparams_search=optuna", "hydra.sweeper.n_trials=2", *TINY, *TINY_UNET, f"hydra.sweep.dir={sweep}")
+    # model.width on the command line fixes that parameter (tiny); lr and period are searched.
+    train_py("hparams_search=optuna", "hydra.sweeper.n_trials=2", *TINY, *TINY_DEFAULT, f"hydra.sweep.dir={sweep}")
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna"
-    assert set(results["best_params"]) == {"optimizer.lr", "beta"}
+    assert set(results["best_params"]) == {"optimizer.lr", "model.period"}
     assert 1e-4 <= results["best_params"]["optimizer.lr"] <= 3e-3
-    assert 0.25 <= results["best_params"]["beta"] <= 1.0
+    assert results["best_params"]["model.period"] in (11, 12, 13, 14, 15)
     trials = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in trials] == ["0_unet_trial0", "1_unet_trial1"]
+    assert [p.name for p in trials] == ["0_qim_trial0", "1_qim_trial1"]
     finals = [json.loads((p / "metrics.json").read_text())["final"]["val/loss"] for p in trials]
     assert results["best_value"] == pytest.approx(min(finals))  # train() returned val/loss
 
@@ -163,7 +163,7 @@ def test_optuna_preset_composes_with_the_default_model():
     assert sweeper._target_.endswith("OptunaSweeper")
     assert sweeper.storage is None and sweeper.n_trials == 20 and sweeper.direction == "minimize"
     assert cfg.optimized_metric == "val/loss"
-    assert set(sweeper.params) == {"optimizer.lr", "beta", "model.width"}
+    assert set(sweeper.params) == {"optimizer.lr", "model.period", "model.width"}
     # Every width choice is a valid override of the default model and builds a net.
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -172,7 +172,7 @@ def test_optuna_preset_composes_with_the_default_model():
     assert len(choices.list) >= 2
     for value in choices.list:
         net = hydra.utils.instantiate(compose_train([f"model.width={value}"]).model)
-        assert net.name == default_model == "unet"
+        assert net.name == default_model == "qim"
 
 
 def test_optuna_direction_must_match_the_metric():
@@ -227,7 +227,7 @@ def test_experiment_presets_compose(tmp_path):
 def test_train_py_ddp_on_cpu(tmp_path):
     run_dir = tmp_path / "ddp"
     proc = train_py("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32",
-                    *TINY, *TINY_UNET, "data.batch_size=2", f"hydra.run.dir={run_dir}")
+                    *TINY, *TINY_DEFAULT, "data.batch_size=2", f"hydra.run.dir={run_dir}")
     out = proc.stdout + proc.stderr
     assert "Starting with 2 processes" in out and "distributed_backend=gloo" in out
     report = json.loads((run_dir / "metrics.json").read_text())
@@ -242,7 +242,7 @@ def test_multirun_with_ddp_fails_at_once_with_one_line(tmp_path):
     sweep = tmp_path / "sweep"
     start = time.monotonic()
     proc = train_py("-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32",
-                    *TINY, *TINY_UNET, f"hydra.sweep.dir={sweep}", check=False)
+                    *TINY, *TINY_DEFAULT, f"hydra.sweep.dir={sweep}", check=False)
     assert proc.returncode != 0
     assert DDP_MESSAGE in proc.stderr
     assert [line for line in proc.stderr.splitlines() if "multirun + ddp" in line] == [

@@ -27,7 +27,7 @@ def _artifacts_ok(run_dir):
     "overrides",
     [
         ["model=subpixel", "beta=0.75"],
-        [],  # the default model (unet)
+        [],  # the default model (qim)
         ["model=baluja"],
         ["model=cnn", "loss=compound"],
         ["channels=1", "scheduler=plateau"],

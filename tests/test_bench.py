@@ -1,0 +1,59 @@
+"""The benchmark harness runs end to end on a tiny budget (no figure is asserted, only sanity)."""
+
+import json
+import math
+import re
+
+import pytest
+
+from steg.bench import fast_path, main, markdown
+
+
+def test_fast_path_per_device():
+    assert fast_path("cuda") == {"channels_last": True, "bf16": True, "compile": True}
+    assert fast_path("cpu")["bf16"] is False  # bf16 measured 10-20x slower on an AVX2-only CPU
+
+
+def test_speed_and_inference_parts(tmp_path, capsys):
+    out = tmp_path / "bench"
+    main(["--parts", "speed,inference", "--models", "qim", "--seconds", "0.1", "--device", "cpu",
+          "--inference-sizes", "64,72", "--repeats", "0", "--out", str(out)])
+    report = json.loads((out / "bench.json").read_text())
+    (row,) = report["speed"]["rows"]
+    eager, fast = row["eager"], row["fast"]
+    assert eager["mode"] == "eager" and eager["channels_last"] is False and fast["channels_last"] is True
+    assert eager["steps"] == fast["steps"] >= 4  # the same number of steps, for the quality check
+    for r in (eager, fast):
+        assert r["images_per_s"] > 0 and r["peak_mb"] >= r["baseline_mb"] > 0
+        assert 20 < r["psnr_stego"] < 60 and math.isfinite(r["psnr_secret"])
+    assert row["speedup"] == pytest.approx(fast["images_per_s"] / eager["images_per_s"])
+    assert abs(row["delta_psnr_stego"]) < 0.5  # channels_last computes the same nets
+    sizes = [r["size"] for r in report["inference"]["rows"]]
+    assert sizes == [64, 72]  # 72 is not a multiple of 8: StegModel pads it
+    assert all(r["total_ms"] > 0 and r["peak_mb"] > 0 for r in report["inference"]["rows"])
+    md = (out / "bench.md").read_text()
+    assert "| `qim` |" in md and "speed-up" in md and "72x72" in md
+    assert md.strip() in capsys.readouterr().out
+
+
+def test_quality_part_trains_and_evaluates(tmp_path):
+    out, runs = tmp_path / "bench", tmp_path / "runs"
+    main(["--parts", "quality", "--models", "qim", "--budget-min", "0.2", "--eval-size", "64",
+          "--runs-dir", str(runs), "--out", str(out),
+          "--train-args", "model.width=8 model.depth=1 data.train_repeats=2 data.val_tiles=4 data.batch_size=4"])
+    report = json.loads((out / "bench.json").read_text())
+    (row,) = report["quality"]["rows"]
+    assert row["model"] == "qim" and row["pairs"] == 4 and row["epochs"] >= 1
+    assert 35 < row["psnr_stego"] < 40  # period 13: at most 6 levels off, whatever the training
+    assert (runs / "qim_0.2min" / "eval.json").is_file()
+    assert "Quality at a budget of 0.2 min" in markdown(report)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "nope"], "conf/model/nope.yaml"),
+    (["--parts", "speed,fly"], "unknown part 'fly'"),
+    (["--fast", "bf16+turbo"], "mode 'bf16+turbo'"),
+])
+def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        main([*args, "--out", str(tmp_path)])
