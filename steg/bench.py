@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import resource
@@ -84,6 +83,42 @@ def _peak_memory_mb(device: str) -> float:
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class _GpuUtilisation:
+    """Mean GPU utilisation (%) sampled every 0.1 s in a thread; None where NVML is missing."""
+
+    def __init__(self, device: str):
+        import threading
+
+        self.samples: list[float] = []
+        self.enabled = device == "cuda"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import torch
+
+        while not self._stop.wait(0.1):
+            try:
+                self.samples.append(float(torch.cuda.utilization()))
+            except Exception:  # no pynvml / NVML: report None
+                self.enabled = False
+                return
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.enabled and self.samples else None
 
 
 def _sync(device: str) -> None:
@@ -150,16 +185,17 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     _sync(device)
     warmup_s = time.perf_counter() - t0
     timed, t0 = 0, time.perf_counter()
-    while True:
-        if steps is not None and warmup + timed >= steps:
-            break
-        step(warmup + timed)
-        timed += 1
-        if steps is None:
-            _sync(device)
-            if timed >= 3 and time.perf_counter() - t0 >= seconds:
+    with _GpuUtilisation(device) as utilisation:
+        while True:
+            if steps is not None and warmup + timed >= steps:
                 break
-    _sync(device)
+            step(warmup + timed)
+            timed += 1
+            if steps is None:
+                _sync(device)
+                if timed >= 3 and time.perf_counter() - t0 >= seconds:
+                    break
+        _sync(device)
     elapsed = time.perf_counter() - t0
 
     net.eval()
@@ -178,6 +214,7 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
         "images_per_s": timed * batch / elapsed, "peak_mb": _peak_memory_mb(device),
         "psnr_stego": psnr(stego, cover), "psnr_secret": psnr(revealed, secret),
         "parameters": sum(p.numel() for p in net.parameters()),
+        "gpu_utilisation": utilisation.mean,
     }
     if device == "cpu":
         result["baseline_mb"] = base_mb  # RSS before the net existed: Python, torch, the data
@@ -324,6 +361,12 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| **{r['speedup']:.2f}x** | {e['peak_mb']:.0f} / {f['peak_mb']:.0f} | {e['steps']} "
                 f"| {e['psnr_stego']:.2f} / {e['psnr_secret']:.2f} "
                 f"| {r['delta_psnr_stego']:+.2f} / {r['delta_psnr_secret']:+.2f} |")
+        utilisation = [(r["model"], r["eager"].get("gpu_utilisation"), r["fast"].get("gpu_utilisation"))
+                       for r in s["rows"]]
+        if any(e is not None or f is not None for _, e, f in utilisation):
+            lines.append("")
+            lines.append("GPU utilisation while timing, eager / fast: " + "; ".join(
+                f"`{m}` {_pct(e)} / {_pct(f)}" for m, e, f in utilisation))
         lines.append("")
     if "inference" in report:
         lines += ["### Inference: `steg hide` + `steg reveal` of one image (fp32, untrained weights)", "",
@@ -345,6 +388,10 @@ def markdown(report: dict[str, Any]) -> str:
                          f"| {r['apd_stego']:.2f} / {r['apd_secret']:.2f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
 
 
 def _environment(device: str, argv: Sequence[str]) -> dict[str, Any]:

@@ -25,6 +25,10 @@ Architectures (``conf/model/*.yaml`` maps one-to-one onto these constructors):
   (stego = cover + learned residual, starting at stego = cover) and a reveal
   net, each a small U-Net that works at 1/2 and 1/4 resolution after
   ``PixelUnshuffle``, so that a CPU spends its FLOPs on channels, not pixels.
+- :class:`QIMNet` (the default): learned quantization-index modulation. The
+  secret is written into the stego pixels' values modulo a period (dirty-paper
+  coding: the hide step knows the cover, so the cover does not mask the code)
+  and a U-Net decoder learns to clean the revealed secret; see its docstring.
 """
 
 from __future__ import annotations

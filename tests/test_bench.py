@@ -57,3 +57,20 @@ def test_quality_part_trains_and_evaluates(tmp_path):
 def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
     with pytest.raises(SystemExit, match=re.escape(message)):
         main([*args, "--out", str(tmp_path)])
+
+
+def test_markdown_shows_gpu_utilisation_when_measured():
+    def mode(ips, util):
+        return {"parameters": 1e6, "images_per_s": ips, "peak_mb": 100.0, "steps": 10,
+                "psnr_stego": 30.0, "psnr_secret": 20.0, "gpu_utilisation": util}
+
+    report = {"environment": {"device_name": "GPU X", "threads": 1, "torch": "2", "command": "c"},
+              "speed": {"size": 64, "batch": 16, "fast_path": {"bf16": True, "compile": False},
+                        "rows": [{"model": "qim", "eager": mode(100.0, 41.5), "fast": mode(300.0, 87.0),
+                                  "speedup": 3.0, "delta_psnr_stego": 0.1, "delta_psnr_secret": -0.1}]}}
+    md = markdown(report)
+    assert "(fast path: bf16)" in md and "| **3.00x** |" in md
+    assert "GPU utilisation while timing, eager / fast: `qim` 42% / 87%" in md
+    for row in report["speed"]["rows"]:
+        row["eager"]["gpu_utilisation"] = row["fast"]["gpu_utilisation"] = None
+    assert "GPU utilisation" not in markdown(report)  # a CPU run has none
