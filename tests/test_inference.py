@@ -444,9 +444,8 @@ def test_shipped_model_round_trip(tmp_path):
     """The shipped model hides a 128x128 photo in another and reveals it from the saved PNG.
 
     Thresholds sit a little under what the shipped model measures (README: about
-    34 dB stego, 14-21 dB revealed): the stego image must stay close to the
-    cover, and the revealed image must be far closer to the secret than the
-    stego image (which looks like the cover) is.
+    36.7 dB stego and 36.6 dB revealed at 256x256): the stego image must stay
+    close to the cover, and the revealed image close to the secret.
     """
     import steg
 
@@ -462,7 +461,7 @@ def test_shipped_model_round_trip(tmp_path):
             loaded = img.convert(stego.mode)
         revealed = model.reveal(loaded)
         secret_t = to_tensor(secret.convert(revealed.mode))
-        assert psnr(to_tensor(loaded), to_tensor(cover.convert(loaded.mode))) > 30.0
+        assert psnr(to_tensor(loaded), to_tensor(cover.convert(loaded.mode))) > 35.0
         revealed_psnr = psnr(to_tensor(revealed), secret_t)
-        assert revealed_psnr > 12.0
-        assert revealed_psnr > psnr(to_tensor(loaded), secret_t) + 5.0
+        assert revealed_psnr > 32.0
+        assert revealed_psnr > psnr(to_tensor(loaded), secret_t) + 10.0
