@@ -322,7 +322,7 @@ def part_quality(opts, report: dict[str, Any], progress) -> None:
         summary = json.loads((run_dir / "metrics.json").read_text())
         eval_json = run_dir / "eval.json"
         ckpt = Path(summary["paths"].get("best_checkpoint") or summary["paths"]["last_checkpoint"])
-        with contextlib.redirect_stdout(open(os.devnull, "w")):
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             steg_main(["eval", "--covers", str(images), "--model", str(ckpt),
                        "--size", str(opts.eval_size), "--json", str(eval_json), "--force"])
         ev = json.loads(eval_json.read_text())
@@ -493,7 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tqdm(total=total, desc="bench", unit="run", file=sys.stderr) as progress:
         for part in parts:
             progress.set_postfix_str(part)
-            funcs[part](opts, report, progress)
+            try:
+                funcs[part](opts, report, progress)
+            except RuntimeError as exc:  # a worker or training run failed: one line, keep the rest
+                raise SystemExit(f"steg.bench: error: {exc} (finished parts are in {out})") from None
             _write(out, report)  # after every part: an interrupted bench keeps what it measured
     print(markdown(report))
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")

@@ -467,8 +467,7 @@ class QIMNet(StegNet):
         residue = torch.remainder(stego * 255.0, self.period)
         # Undo the dither; fold into [-1/2, P - 1/2) so that residue 0 with a
         # positive dither reads as a little below 0, not a little below P.
-        code = wrap_period(residue - self._dither_like(stego) + 0.5, self.period) - 0.5
-        code = torch.where(code < -0.5, code + self.period, code)
+        code = torch.remainder(residue - self._dither_like(stego) + 0.5, self.period) - 0.5
         phase = code * (2 * torch.pi / self.period)
         coarse = code / (self.period - 1)
         return coarse + self.reveal_net(torch.cat([coarse, torch.cos(phase), torch.sin(phase)], dim=1))
