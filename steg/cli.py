@@ -131,7 +131,7 @@ def cmd_hide(args: argparse.Namespace) -> int:
     for path, what in ((cover_path, "cover"), (secret_path, "secret")):
         if not path.exists():
             raise CLIError(f"{what} image {path} not found")
-    from steg.images import load_image
+    from steg.io import load_image
 
     model = _load_model(args)
     cover = load_image(cover_path, model.channels)
@@ -148,7 +148,7 @@ def cmd_reveal(args: argparse.Namespace) -> int:
     _check_output(out, [stego_path], args.force, reason=_png_reason("revealed image"))
     if not stego_path.exists():
         raise CLIError(f"stego image {stego_path} not found")
-    from steg.images import load_image
+    from steg.io import load_image
 
     model = _load_model(args)
     stego = load_image(stego_path, model.channels)
@@ -181,7 +181,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_samples(args: argparse.Namespace) -> int:
     """Copy the embedded held-out photographs (never trained on) into a folder as PNG."""
     from steg.data import sample_photo_paths
-    from steg.images import load_image
+    from steg.io import load_image
 
     out_dir = Path(args.directory)
     if out_dir.exists() and not out_dir.is_dir():
@@ -202,7 +202,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def _pairs(covers_dir: Path, secrets_dir: Path | None) -> list[tuple[Path, Path]]:
-    from steg.images import IMAGE_EXTENSIONS, find_images
+    from steg.io import IMAGE_EXTENSIONS, find_images
 
     def images(folder: Path, option: str) -> list[Path]:
         if not folder.exists():
@@ -277,7 +277,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from steg.images import ImageError, load_image, to_tensor
+    from steg.io import ImageError, load_image, to_tensor
     from steg.inference import fit_image, square_image
     from steg.metrics import pair_metrics, quantize
 
@@ -547,14 +547,14 @@ def _error(message: str) -> None:
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix (one-line message, exit 2).
 
-    steg.images and steg.inference are looked up only if already imported: an
+    steg.io and steg.inference are looked up only if already imported: an
     error of theirs cannot have happened otherwise, and ``steg --help`` or a
     refused output name need not import torch.
     """
     from PIL import Image
 
     types: list[type[BaseException]] = [CLIError, Image.DecompressionBombError, Image.DecompressionBombWarning]
-    data = sys.modules.get("steg.images")
+    data = sys.modules.get("steg.io")
     if data is not None:
         types.append(data.ImageError)
     inference = sys.modules.get("steg.inference")

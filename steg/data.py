@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from steg.images import (  # noqa: F401  (re-exported: steg.data is where users look)
+from steg.io import (  # noqa: F401  (re-exported: steg.data is where users look)
     IMAGE_EXTENSIONS,
     ImageError,
     ImageSource,

@@ -10,13 +10,46 @@ import torch
 from torchmetrics import MeanAbsoluteError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-__all__ = ["quantize", "quantize_ste", "PixelError", "pair_metrics", "METRIC_NAMES"]
+__all__ = [
+    "quantize",
+    "quantize_ste",
+    "PixelError",
+    "pair_metrics",
+    "METRIC_NAMES",
+    "PAIRS",
+    "SUMMARY_METRICS",
+    "higher_is_better",
+]
 
-METRIC_NAMES = ("psnr", "ssim", "apd")
+#: Per-pair image metrics: name -> True where higher is better.
+METRIC_NAMES = {"psnr": True, "ssim": True, "apd": False}
+#: The image pairs every run measures: stego vs cover, revealed vs secret.
+PAIRS = ("stego", "secret")
+#: The figures a run reports, in display order: ``psnr_stego``, ``ssim_stego``, ..., ``apd_secret``.
+SUMMARY_METRICS = tuple(f"{name}_{pair}" for pair in PAIRS for name in METRIC_NAMES)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a logged metric, from its name: the one rule for training, sweeps and reports.
+
+    ``[stage/]psnr_*`` and ``[stage/]ssim_*`` are maximised; everything else (losses,
+    loss terms such as ``val/cover_psnr`` = -PSNR, ``apd_*``) is minimised.
+
+    >>> higher_is_better("val/psnr_secret"), higher_is_better("val/loss"), higher_is_better("val/cover_psnr")
+    (True, False, False)
+    """
+    name = metric.rsplit("/", 1)[-1]
+    head = name.split("_", 1)[0]
+    return bool(METRIC_NAMES.get(head, False)) and "_" in name
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the nearest of 256 levels (an 8-bit image)."""
+    """Clamp to [0, 1] and round to the nearest of 256 levels (an 8-bit image), computed in fp32.
+
+    Under bf16/fp16 autocast a half-precision ``x`` cannot hold most of the 256
+    levels, so the rounding is done in float32 and the result returned as float32.
+    """
+    x = x.float()
     return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
 
 

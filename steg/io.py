@@ -1,17 +1,24 @@
-"""Image files: finding, checking and loading them as 'RGB' or 'L' images.
+"""Files: finding, checking and loading images as 'RGB' or 'L', and writing any file atomically.
 
-Shared by the training data (:mod:`steg.data`) and the command line
-(:mod:`steg.cli`); it imports neither Lightning nor Hydra, so ``steg hide``
-starts quickly.
+Shared by the training data (:mod:`steg.data`), training, reports and the
+command line (:mod:`steg.cli`); it imports neither Lightning nor Hydra, so
+``steg hide`` starts quickly. This is the one place for:
+
+- :func:`write_atomic`: every file the project writes goes through it (a
+  temporary file next to the target, fsync, rename), so a crash or Ctrl-C never
+  leaves a half-written file;
+- :func:`one_line`: the one-line error text the CLI and ``train.py`` print.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -19,6 +26,11 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 __all__ = [
+    "write_atomic",
+    "write_bytes",
+    "write_text",
+    "save_image",
+    "one_line",
     "IMAGE_EXTENSIONS",
     "ImageError",
     "ImageSource",
@@ -50,13 +62,79 @@ class ImageError(ValueError):
 
 
 # --------------------------------------------------------------------------- #
+# Writing files atomically
+# --------------------------------------------------------------------------- #
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str | None = None) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
+
+    The temporary file lives in the target's folder (a rename across file systems
+    is not atomic), is hidden (``.name.*.tmp``) and gets the usual permissions
+    (``0666 & ~umask``). A failure, Ctrl-C or kill leaves either the old ``path``
+    or the new one, never a half-written file; the temporary file is removed on
+    any Python-level failure. ``suffix``: the temporary file's ending, for
+    writers that pick a format from it (Pillow); default ``.tmp``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
+    """Save a PIL image atomically; the format follows ``path``'s ending (or ``format=``)."""
+    path = Path(path)
+    return write_atomic(path, lambda tmp: img.save(tmp, **kwargs), suffix=path.suffix)
+
+
+# --------------------------------------------------------------------------- #
 # Image loading
 # --------------------------------------------------------------------------- #
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException | str, limit: int | None = None, with_type: bool = True) -> str:
+    """``exc`` as one line: whitespace folded, optionally cut at ``limit`` characters, prefixed by its type.
+
+    >>> one_line(ValueError("bad\\n  value"))
+    'ValueError: bad value'
+    >>> one_line("a   b")
+    'a b'
+    """
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if isinstance(exc, BaseException) and with_type:
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text
+
+
 
 
 def _convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
@@ -129,12 +207,12 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
             f"cannot load image {path}: too large, decompression bomb guard "
-            f"(PIL.Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {_one_line(exc)}"
+            f"(PIL.Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {one_line(exc)}"
         ) from exc
     except ImageError as exc:
         raise ImageError(f"cannot load image {path}: {exc}") from exc
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"cannot load image {path}: unreadable or corrupt ({_one_line(exc)})") from exc
+        raise ImageError(f"cannot load image {path}: unreadable or corrupt ({one_line(exc)})") from exc
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
