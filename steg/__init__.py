@@ -8,7 +8,8 @@ Inference API (imported lazily, so ``import steg`` stays light)::
     revealed = model.reveal(stego)
 
 Training lives in :mod:`steg.training` (``python train.py``); the command line in
-:mod:`steg.cli` (``steg hide|reveal|eval|export``).
+:mod:`steg.cli` (``steg hide|reveal|eval|export|samples|compare``); model files in
+:mod:`steg.models`; architectures in :mod:`steg.nets`; evaluation in :mod:`steg.evaluate`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ __version__ = "0.1.0"
 __all__ = ["load_model", "export_checkpoint", "StegModel", "ModelError", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from steg.inference import ModelError, StegModel, export_checkpoint
+    from steg.inference import StegModel
+    from steg.models import ModelError, export_checkpoint
 
 
 def load_model(model=None, device="cpu", tile: int | str | None = "auto", margin: int | None = None):
@@ -37,8 +39,12 @@ def load_model(model=None, device="cpu", tile: int | str | None = "auto", margin
 
 
 def __getattr__(name: str):
-    if name in ("export_checkpoint", "StegModel", "ModelError"):
+    if name == "StegModel":
         from steg import inference
 
-        return getattr(inference, name)
+        return inference.StegModel
+    if name in ("export_checkpoint", "ModelError"):
+        from steg import models
+
+        return getattr(models, name)
     raise AttributeError(f"module 'steg' has no attribute {name!r}")

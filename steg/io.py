@@ -36,6 +36,10 @@ __all__ = [
     "ImageSource",
     "load_image",
     "to_tensor",
+    "to_pil",
+    "FIT_MODES",
+    "fit_image",
+    "square_image",
     "find_images",
     "check_images",
 ]
@@ -137,8 +141,10 @@ def one_line(exc: BaseException | str, limit: int | None = None, with_type: bool
 
 
 
-def _convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
+def _convert_mode(img: Image.Image, channels: int | None = 3) -> Image.Image:
     """Convert a PIL image of any supported mode to 'RGB' (channels=3) or 'L' (channels=1).
+
+    ``channels=None``: to whichever of 'RGB' and 'L' the image is closest to.
 
     Transparency is composited over white, 16-bit values are scaled by 1/257,
     'F' values are taken to lie in [0, 1], grey is replicated to RGB, and RGB
@@ -176,8 +182,10 @@ def _convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
     return img
 
 
-def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
     """Load an image file as an 'RGB' (channels=3) or 'L' (channels=1) PIL image.
+
+    ``channels=None`` keeps a grey image 'L' and gives anything else as 'RGB'.
 
     EXIF orientation is applied. RGBA/LA/palette-with-transparency images are
     composited over a white background; palette and CMYK become RGB; 16-bit
@@ -190,8 +198,8 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
             unreadable or corrupt file, a decompression bomb (more pixels
             than ``PIL.Image.MAX_IMAGE_PIXELS``) or an unsupported mode.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if channels not in (1, 3, None):
+        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     path = Path(path)
     if not path.exists():
         raise ImageError(f"cannot load image {path}: file not found")
@@ -223,6 +231,43 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.transpose(2, 0, 1).copy()).float().div_(255.0)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """(C, H, W) float tensor in [0, 1] (clamped, rounded to 8 bits) -> 'RGB' (C=3) or 'L' (C=1) PIL image."""
+    if x.dim() != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"to_pil expects a (1 or 3, H, W) tensor, got shape {tuple(x.shape)}")
+    arr = x.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    if arr.shape[0] == 1:
+        return Image.fromarray(arr[0].numpy(), mode="L")
+    return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
+
+
+#: How an image is fitted to another size: "resize" (aspect ratio not kept) or "crop" (centre).
+FIT_MODES = ("resize", "crop")
+
+
+def fit_image(img: Image.Image, size: tuple[int, int], fit: str = "resize") -> Image.Image:
+    """Fit a PIL image to ``size`` = (width, height), bicubic.
+
+    "resize": resize to exactly ``size`` (aspect ratio not kept). "crop":
+    ``ImageOps.fit``: the largest centred region with ``size``'s aspect ratio,
+    resized to ``size``. Tensors are fitted through this too (:mod:`steg.inference`),
+    so PIL and tensor inputs give the same pixels.
+    """
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    size = (int(size[0]), int(size[1]))
+    if img.size == size:
+        return img
+    if fit == "resize":
+        return img.resize(size, Image.Resampling.BICUBIC)
+    return ImageOps.fit(img, size, Image.Resampling.BICUBIC)
+
+
+def square_image(img: Image.Image, side: int) -> Image.Image:
+    """The centred ``side`` x ``side`` square of ``img``, resized (bicubic): ``fit_image(img, (side, side), "crop")``."""
+    return fit_image(img, (side, side), "crop")
 
 
 def _is_image_file(path: Path) -> bool:

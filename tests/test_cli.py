@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from steg.cli import GRID_NAME, HISTOGRAM_NAME, main
-from steg.inference import export_checkpoint
+from steg.models import export_checkpoint
 from steg.nets import Subpixel
 from conftest import gradient_noise, save_checkpoint
 
@@ -117,7 +117,7 @@ def test_hide_reveal_round_trip(models, images, tmp_path, capsys):
     from steg import load_model
 
     model = load_model(models["export"])
-    from steg.data import load_image
+    from steg.io import load_image
 
     expected = model.hide(load_image(images["cover"]), load_image(images["secret"]))
     assert np.array_equal(np.asarray(Image.open(stego)), np.asarray(expected))
@@ -277,7 +277,7 @@ def test_bad_model_files(models, images, tmp_path, capsys):
 
 
 def test_missing_shipped_model(images, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("steg.inference.PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr("steg.models.PRETRAINED_DIR", tmp_path / "pretrained")
     out = tmp_path / "stego.png"
     code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out)
     line = assert_one_line_error(code, err, "default", tmp_path / "pretrained" / "default.safetensors")

@@ -18,21 +18,11 @@ import pytest
 import torch
 from PIL import Image
 
-from steg.data import sample_photo_paths, to_tensor
-from steg.inference import (
-    DEFAULT_MODEL,
-    FORMAT,
-    FORMAT_VERSION,
-    PRETRAINED_DIR,
-    ModelError,
-    StegModel,
-    default_margin,
-    export_checkpoint,
-    load_model,
-    load_net,
-    receptive_radius,
-)
-from steg.metrics import quantize
+from steg.data import sample_photo_paths
+from steg.inference import StegModel, default_margin, load_model
+from steg.io import square_image, to_tensor
+from steg.models import DEFAULT_MODEL, FORMAT, FORMAT_VERSION, PRETRAINED_DIR, ModelError, export_checkpoint, load_net
+from steg.quantize import quantize
 from steg.nets import CNN, Baluja, QIMNet, Subpixel, UnshuffleUNet
 from conftest import gradient_noise, save_checkpoint
 
@@ -52,8 +42,6 @@ def tiny_net(channels: int = 3, widths=(4, 8), seed: int = 0) -> Subpixel:
 
 def photo(index: int, size: int) -> Image.Image:
     """Centre size x size crop of a held-out sample photo (shorter side scaled to 2 * size first)."""
-    from steg.inference import square_image
-
     with Image.open(sample_photo_paths("val")[index]) as img:
         img = img.convert("RGB")
     img = square_image(img, 2 * size)
@@ -199,7 +187,7 @@ def test_bad_model_files_give_one_line_errors(files, tmp_path):
 
 
 def test_missing_shipped_model_message(monkeypatch, tmp_path):
-    monkeypatch.setattr("steg.inference.PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr("steg.models.PRETRAINED_DIR", tmp_path / "pretrained")
     with pytest.raises(ModelError) as info:
         load_model()
     message = str(info.value)
@@ -212,7 +200,7 @@ def test_shipped_model_by_name(files, monkeypatch, tmp_path):
     shipped = tmp_path / "pretrained"
     shipped.mkdir()
     (shipped / "tiny.safetensors").write_bytes(files["export"].read_bytes())
-    monkeypatch.setattr("steg.inference.PRETRAINED_DIR", shipped)
+    monkeypatch.setattr("steg.models.PRETRAINED_DIR", shipped)
     assert load_model("tiny").net.arch_config == tiny_net().arch_config
     with pytest.raises(ModelError, match="shipped models: tiny"):
         load_model("nosuch")
@@ -293,16 +281,16 @@ def test_tiles_bound_the_work_per_call():
 
 
 def test_auto_tile_bounds_activation_memory():
-    from steg.inference import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile, feature_channels
+    from steg.inference import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile
 
     small = Subpixel()
     full = Subpixel(prep_width=50, widths=(50, 100, 150))
     for net in (small, full, Baluja(filters=50), CNN()):
         model = StegModel(net)
         assert model.tile == auto_tile(net) and model.tile % net.size_multiple == 0
-        tile_bytes = (model.tile + 2 * model.margin) ** 2 * BYTES_PER_PIXEL_CHANNEL * feature_channels(net)
+        tile_bytes = (model.tile + 2 * model.margin) ** 2 * BYTES_PER_PIXEL_CHANNEL * net.feature_channels()
         assert tile_bytes <= ACTIVATION_BUDGET
-    assert feature_channels(small) == 48 and feature_channels(full) == 300
+    assert small.feature_channels() == 48 and full.feature_channels() == 300
     assert auto_tile(full) < auto_tile(small)
     assert StegModel(small, tile=None).tile is None and StegModel(small, tile=0).tile is None
     assert StegModel(small, tile=30).tile == 32  # rounded up to size_multiple 4
@@ -319,7 +307,7 @@ def _empirical_radius(net, which: str) -> int:
                 mod.weight.fill_(1.0)
                 mod.bias.zero_()
     radius = 0
-    bound = receptive_radius(net)
+    bound = net.receptive_radius()
     side = 2 * (bound + 2 * net.size_multiple) + 8
     side = -(-side // net.size_multiple) * net.size_multiple  # the nets need multiples of it
     zero = torch.zeros(1, net.arch_config["channels"], side, side, dtype=torch.float64)
@@ -355,7 +343,7 @@ def _empirical_radius(net, which: str) -> int:
 )
 def test_receptive_radius_is_a_tight_bound(net):
     measured = max(_empirical_radius(net, which) for which in ("reveal", "secret", "cover"))
-    assert receptive_radius(net) == measured
+    assert net.receptive_radius() == measured
     assert default_margin(net) >= measured and default_margin(net) % net.size_multiple == 0
 
 

@@ -1,0 +1,115 @@
+"""What every ``steg`` command shares: one-line errors, output checks, model options, writing PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+PROG = "steg"
+DEFAULT_MODEL = "default"  # == steg.models.DEFAULT_MODEL (kept here so --help needs no torch)
+LOSSY_REASON = "lossy compression destroys the hidden image"
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line ``steg: error: <message>``."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors in the ``steg: error: ...`` format."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CLIError(" ".join(message.split()) + f" (see '{self.prog} --help')")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path: Path, inputs: Sequence[Path], force: bool, suffix: str | None = ".png",
+                 what: str = "output", reason: str = "") -> Path:
+    """Refuse, before any work: an output of the wrong kind, an input (even with --force), a folder,
+    an existing file without --force, or a place that cannot be written."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        got = f"'{path.suffix}'" if path.suffix else "no file extension"
+        raise CLIError(f"{what} {path}: {got} is not {suffix}; {reason}")
+    for source in inputs:
+        if same_file(path, Path(source)):
+            raise CLIError(f"{what} {path} is the input file {source}; refusing to overwrite an input "
+                           "(choose another name)")
+    if path.is_dir():
+        raise CLIError(f"{what} {path} is a folder; expected a file name")
+    if path.exists() and not force:
+        raise CLIError(f"{what} {path} already exists; pass --force to overwrite it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise CLIError(f"{what} {path}: {parent} is not a folder")
+    try:  # the one sure test of "can I write there" (permissions, read-only file systems)
+        with tempfile.TemporaryFile(dir=parent, prefix=f".{path.name}."):
+            pass
+    except OSError as exc:
+        raise CLIError(f"{what} {path} cannot be written ({exc.strerror or exc} in {parent})") from None
+    return path
+
+
+def png_reason(kind: str) -> str:
+    if kind == "stego image":
+        return (f"the stego image is always written as lossless PNG ({LOSSY_REASON}: JPEG, WebP, GIF and "
+                "the like must not be used); give an output name ending in .png")
+    return f"the {kind} is always written as lossless PNG; give an output name ending in .png"
+
+
+def write_output(path: Path, write) -> None:
+    """Run ``write()`` (which writes ``path`` atomically); an OSError names ``path``, not a temporary file."""
+    try:
+        write()
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="M",
+                   help="training checkpoint (.ckpt), exported model (.safetensors) or shipped model name "
+                        f"(steg/pretrained/NAME.safetensors); default: {DEFAULT_MODEL}")
+    p.add_argument("--device", default="cpu", help="device the nets run on (cpu, cuda, cuda:1, ...); default: cpu")
+    p.add_argument("--tile", type=tile_arg, default="auto", metavar="N",
+                   help="process large images in overlapping N x N tiles to bound memory; auto (default): sized "
+                        "for under 1 GB of activations per tile; 0: never tile")
+
+
+def tile_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels >= 0, got {text!r}")
+    return value
+
+
+def load_model(args: argparse.Namespace):
+    """The model the command's --model/--device/--tile name (a :class:`steg.inference.StegModel`)."""
+    import torch
+
+    from steg.inference import load_model as load
+
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError) as exc:
+        raise CLIError(f"--device {args.device!r} is not a device name (expected cpu, cuda, cuda:N, mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CLIError(f"--device {args.device}: MPS is not available on this machine; use --device cpu")
+    return load(args.model, device=device, tile=args.tile or None)

@@ -1,0 +1,155 @@
+"""``steg eval`` (a thin handler over :func:`steg.evaluate.evaluate`) and ``steg export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from steg.cli.common import CLIError, add_model_options, check_output, load_model, write_output
+
+GRID_NAME = "eval_grid.png"
+HISTOGRAM_NAME = "eval_error_histograms.png"
+GRID_ROWS = 4
+
+
+def _finite(x: Any) -> Any:
+    return x if not isinstance(x, float) or math.isfinite(x) else None
+
+
+def _grid_tiles(thumbnails: list[dict[str, Any]]):
+    """Stack the thumbnails into (B, 3, h, w) batches, resized to a common tile if needed."""
+    import torch
+    import torch.nn.functional as F
+
+    from steg.evaluate import GRID_TILE
+
+    sizes = {tuple(r["cover"].shape[-2:]) for r in thumbnails}
+    size = next(iter(sizes)) if len(sizes) == 1 and max(next(iter(sizes))) <= 2 * GRID_TILE else (GRID_TILE, GRID_TILE)
+
+    def stack(key: str) -> torch.Tensor:
+        out = []
+        for r in thumbnails:
+            x = r[key].unsqueeze(0).expand(-1, 3, -1, -1) if r[key].shape[0] == 1 else r[key].unsqueeze(0)
+            out.append(x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="area"))
+        return torch.cat(out).clamp(0, 1)
+
+    return {k: stack(k) for k in ("cover", "secret", "stego", "revealed")}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from steg.evaluate import EvalError, evaluate, folder_pairs, table
+    from steg.io import write_text
+
+    if args.size is not None and args.size < 1:
+        raise CLIError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    try:
+        pairs = folder_pairs(args.covers, args.secrets)
+    except EvalError as exc:
+        raise CLIError(str(exc)) from None
+    if args.limit is not None:
+        pairs = pairs[: args.limit]
+    inputs = sorted({p for pair in pairs for p in pair})
+    json_path = Path(args.json) if args.json else None
+    out_dir = Path(args.out) if args.out else None
+    if json_path is not None:
+        check_output(json_path, inputs, args.force, suffix=None, what="--json")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise CLIError(f"--out {out_dir} exists and is not a folder")
+        for name in (GRID_NAME, HISTOGRAM_NAME):
+            check_output(out_dir / name, inputs, args.force, what="--out file", reason="")
+
+    model = load_model(args)
+    result = evaluate(model, pairs, size=args.size, fit=args.fit,
+                      thumbnails=GRID_ROWS if out_dir is not None else 0, progress=len(pairs) > 4)
+    one_folder = args.secrets is None
+    size_text = f"{args.size}x{args.size} (centre crop)" if args.size else f"cover size (secret fitted by {args.fit})"
+    print(f"model: {model.describe()}")
+    print(f"pairs: {result.n} ({'one folder, image i hides image i+1' if one_folder else 'two folders'}), "
+          f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
+    print(table(result.summary))
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} pair(s)")
+
+    if out_dir is not None:
+        from steg.io import save_image
+        from steg.plots import comparison_grid, plot_error_histograms
+
+        grid = comparison_grid(**_grid_tiles(result.thumbnails), max_rows=GRID_ROWS)
+        write_output(out_dir / GRID_NAME, lambda: save_image(grid, out_dir / GRID_NAME, format="PNG"))
+        write_output(out_dir / HISTOGRAM_NAME, lambda: plot_error_histograms(
+            result.counts, out_dir / HISTOGRAM_NAME, title=f"pixel errors over {result.n} pairs (8-bit)"))
+        print(f"wrote {out_dir / GRID_NAME} and {out_dir / HISTOGRAM_NAME}")
+
+    if json_path is not None:
+        report = {
+            "n": result.n,
+            **{k: _finite(v) for k, v in result.summary.items()},
+            "model": model.describe(),
+            "model_source": model.source,
+            "arch_config": model.net.arch_config,
+            "covers": str(args.covers),
+            "secrets": args.secrets,
+            "pairing": "one folder: image i hides image i+1" if one_folder else "two folders: zipped",
+            "size": args.size,
+            "fit": None if args.size else args.fit,
+            "quantized": True,
+            "skipped": result.skipped,
+            "images": [{k: _finite(v) for k, v in r.items()} for r in result.rows],
+        }
+        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+        write_output(json_path, lambda: write_text(json_path, text))
+        print(f"wrote {json_path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from steg.inference import load_model as load
+    from steg.models import export_checkpoint
+
+    ckpt, out = Path(args.checkpoint), Path(args.output)
+    check_output(out, [ckpt], args.force, suffix=".safetensors", what="output",
+                 reason="an exported model is a .safetensors file; give an output name ending in .safetensors")
+    if not ckpt.exists():
+        raise CLIError(f"checkpoint {ckpt} not found (expected a training checkpoint .ckpt written by train.py)")
+    write_output(out, lambda: export_checkpoint(ckpt, out, force=args.force))
+    model = load(out)  # check that the file loads back
+    print(f"exported {ckpt} -> {out}: {model.describe()}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("eval", help="measure a model on folders of images",
+                       description="Hide and reveal image pairs from folders; report PSNR, SSIM and mean absolute "
+                                   "pixel error (0-255) of stego vs cover and revealed vs secret, both 8-bit.")
+    add_model_options(p)
+    p.add_argument("--covers", required=True, metavar="DIR",
+                   help="folder of cover images (searched recursively, sorted by name)")
+    p.add_argument("--secrets", metavar="DIR",
+                   help="folder of secret images, zipped with the covers in sorted order (to the shorter); "
+                        "default: the covers folder, image i hiding image i+1")
+    p.add_argument("--size", type=int, metavar="N",
+                   help="resize (shorter side) and centre-crop every image to N x N; default: evaluate at the "
+                        "cover's size with the secret resized to it")
+    p.add_argument("--fit", choices=("resize", "crop"), default="resize",
+                   help="without --size: how the secret is fitted to the cover (default: resize)")
+    p.add_argument("--limit", type=int, metavar="K", help="evaluate only the first K pairs")
+    p.add_argument("--json", metavar="FILE", help="write the report (means, medians, per-image rows) as JSON")
+    p.add_argument("--out", metavar="DIR",
+                   help=f"write {GRID_NAME} (first pairs) and {HISTOGRAM_NAME} (pixel errors) there")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="overwrite existing --json / --out files (never an input image)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model",
+                       description="Write a training checkpoint's nets as one .safetensors file (weights plus the "
+                                   "architecture config as metadata) that loads without Lightning or Hydra.")
+    p.add_argument("checkpoint", metavar="CKPT", help="Lightning checkpoint written by train.py")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors", help="output model file")
+    p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_export)

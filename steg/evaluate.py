@@ -1,0 +1,192 @@
+"""Evaluate a model on image pairs: PSNR, SSIM and pixel error of stego and revealed images, 8-bit.
+
+:func:`evaluate` is what ``steg eval`` prints and writes, what ``steg.bench``
+reports, and what the tests measure the shipped model with::
+
+    from steg import load_model
+    from steg.evaluate import evaluate, folder_pairs
+
+    result = evaluate(load_model(), folder_pairs("photos/"), size=256)
+    result.summary["psnr_secret"]            # mean over pairs, dB
+
+Each pair is hidden and revealed exactly as ``steg hide`` / ``steg reveal`` do:
+the stego image is quantized to 8 bits (what a PNG holds) before it is measured
+and before the reveal net sees it, and the revealed image is quantized too.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from steg.io import IMAGE_EXTENSIONS, ImageError, find_images, fit_image, load_image, square_image, to_tensor
+from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
+from steg.quantize import quantize
+
+__all__ = ["EvalError", "EvalResult", "evaluate", "folder_pairs", "MIN_SIDE", "GRID_TILE"]
+
+#: Smallest image side SSIM's 11x11 window (with its border) can measure; smaller pairs are skipped.
+MIN_SIDE = 6
+#: Side of the thumbnails kept for the grid when images are larger than twice this.
+GRID_TILE = 128
+#: The two error histograms: |stego - cover| and |revealed - secret| on 0..255.
+HISTOGRAMS = {"stego": "stego vs cover", "secret": "revealed vs secret"}
+
+
+class EvalError(ValueError):
+    """Evaluation impossible: no images, too few, or no pair could be measured."""
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured.
+
+    ``rows``: one dict per pair (paths, size, ``psnr_stego``, ...); ``summary``:
+    mean and ``*_median`` of every metric in :data:`steg.metrics.SUMMARY_METRICS`;
+    ``counts``: pixel-error histograms (256 bins each, keys of ``HISTOGRAMS``'s
+    values); ``thumbnails``: the first pairs' cover, secret, stego, revealed
+    (C, h, w) tensors for a grid; ``skipped``: one line per pair left out.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, torch.Tensor] = field(default_factory=dict)
+    thumbnails: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
+def folder_pairs(covers: str | Path, secrets: str | Path | None = None) -> list[tuple[Path, Path]]:
+    """(cover, secret) paths: one folder (image i hides image i+1) or two folders zipped in sorted order.
+
+    Raises:
+        EvalError: one line naming the folder, if it is missing, not a folder,
+            holds no images, or (one folder) fewer than 2.
+    """
+
+    def images(folder: Path, option: str) -> list[Path]:
+        if not folder.exists():
+            raise EvalError(f"{option} {folder} not found (expected a folder of images)")
+        if not folder.is_dir():
+            raise EvalError(f"{option} {folder} is not a folder (expected a folder of images)")
+        found = find_images(folder)
+        if not found:
+            raise EvalError(f"{option} {folder} holds no images ({'/'.join(IMAGE_EXTENSIONS)}, searched recursively)")
+        return found
+
+    covers = Path(covers)
+    cover_paths = images(covers, "--covers")
+    if secrets is None:
+        if len(cover_paths) < 2:
+            raise EvalError(
+                f"--covers {covers} holds {len(cover_paths)} image; at least 2 are needed "
+                "(image i hides image i+1), or give --secrets DIR"
+            )
+        return [(cover_paths[i], cover_paths[(i + 1) % len(cover_paths)]) for i in range(len(cover_paths))]
+    return list(zip(cover_paths, images(Path(secrets), "--secrets")))
+
+
+def _thumbnail(x: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) kept up to 2 * GRID_TILE a side, else resized to GRID_TILE x GRID_TILE (bounded memory)."""
+    if max(x.shape[-2:]) <= 2 * GRID_TILE:
+        return x.clone()
+    return F.interpolate(x[None], size=(GRID_TILE, GRID_TILE), mode="area")[0]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None, fit: str = "resize",
+             thumbnails: int = 0, progress: bool = False) -> EvalResult:
+    """Hide and reveal every pair with ``model`` (a :class:`steg.inference.StegModel`) and measure it.
+
+    Args:
+        pairs: (cover path, secret path) pairs (see :func:`folder_pairs`).
+        size: centre-crop both images to ``size`` x ``size`` (shorter side
+            resized first); None: the cover's size, the secret fitted by ``fit``.
+        thumbnails: keep this many pairs' images for a grid.
+        progress: a progress bar on stderr.
+
+    Unreadable images and images with a side under :data:`MIN_SIDE` pixels are
+    skipped with one warning each (``warnings.warn``) and listed in ``skipped``.
+
+    Raises:
+        EvalError: no pair could be evaluated.
+    """
+    from tqdm.auto import tqdm
+
+    if size is not None and size < 1:
+        raise EvalError(f"--size must be a positive number of pixels, got {size}")
+    channels = model.channels
+    metrics = {pair: pair_metrics("", "") for pair in PAIRS}
+    result = EvalResult(counts={name: torch.zeros(256, dtype=torch.long) for name in HISTOGRAMS.values()})
+    bar = tqdm(pairs, desc="eval", unit="pair", disable=not progress or None, file=sys.stderr)
+    for cover_path, secret_path in bar:
+        where = f"pair ({Path(cover_path).name}, {Path(secret_path).name})"
+        try:
+            cover, secret = load_image(cover_path, channels), load_image(secret_path, channels)
+        except ImageError as exc:
+            result.skipped.append(f"{where}: {exc}")
+            _warn(f"skipping {where}: {exc}")
+            continue
+        if size is not None:
+            cover, secret = square_image(cover, size), square_image(secret, size)
+        else:
+            secret = fit_image(secret, cover.size, fit)
+        if min(cover.size) < MIN_SIDE:
+            line = (f"{where}: {cover.size[0]}x{cover.size[1]} pixels, SSIM needs at least "
+                    f"{MIN_SIDE} pixels a side")
+            result.skipped.append(line)
+            _warn(f"skipping {line}")
+            continue
+        c, s = to_tensor(cover).unsqueeze(0), to_tensor(secret).unsqueeze(0)
+        stego = quantize(model.hide_tensor(c, s))  # exactly what `steg hide` saves
+        revealed = quantize(model.reveal_tensor(stego))  # the reveal net sees the saved stego image
+        row: dict[str, Any] = {"cover": str(cover_path), "secret": str(secret_path),
+                               "width": cover.size[0], "height": cover.size[1]}
+        for pair, (pred, target) in zip(PAIRS, ((stego, c), (revealed, s))):
+            collection = metrics[pair]
+            collection.reset()
+            collection.update(pred, target)
+            for name, value in collection.compute().items():
+                row[f"{name}_{pair}"] = float(value)
+            errors = ((pred - target).abs() * 255).round().long().flatten()
+            result.counts[HISTOGRAMS[pair]] += torch.bincount(errors, minlength=256)
+        result.rows.append(row)
+        if len(result.thumbnails) < thumbnails:
+            result.thumbnails.append({k: _thumbnail(v[0]) for k, v in
+                                      (("cover", c), ("secret", s), ("stego", stego), ("revealed", revealed))})
+    bar.close()
+    if not result.rows:
+        first = result.skipped[0] if result.skipped else "no pairs given"
+        raise EvalError(f"no pair could be evaluated: all {len(pairs)} pairs were skipped (first: {first})")
+    for key in SUMMARY_METRICS:
+        values = [r[key] for r in result.rows if not math.isnan(r[key])]
+        result.summary[key] = statistics.fmean(values) if values else float("nan")
+        result.summary[f"{key}_median"] = statistics.median(values) if values else float("nan")
+    return result
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The summary as the text table ``steg eval`` prints (mean and median per metric)."""
+    lines = [f"{'':22s}{'metric':10s}{'mean':>10s}{'':3s}{'median':>9s}"]
+    units = {"psnr": ("PSNR", " dB", 2), "ssim": ("SSIM", "", 4), "apd": ("APD 0-255", "", 2)}
+    for pair in PAIRS:
+        for i, metric in enumerate(METRIC_NAMES):
+            name, unit, digits = units[metric]
+            mean, median = summary[f"{metric}_{pair}"], summary[f"{metric}_{pair}_median"]
+            label = HISTOGRAMS[pair] if i == 0 else ""
+            lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{median:>9.{digits}f}{unit}")
+    return "\n".join(lines)
