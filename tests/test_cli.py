@@ -458,3 +458,157 @@ def test_samples_writes_the_held_out_photos_and_refuses_to_overwrite(tmp_path, c
     assert main(["samples", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "coffee.png").stat().st_mtime_ns == before
+
+
+# --------------------------------------------------------------------------- #
+# Inputs are never outputs; bad outputs refused before any work; warnings
+# --------------------------------------------------------------------------- #
+
+
+def test_eval_never_overwrites_an_input_even_with_force(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(32, 32, "RGB"), (32, 32, "RGB")])
+    target = covers / "img_00.png"
+    before = target.read_bytes()
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--json", target, "--force")
+    assert_one_line_error(code, err, target, "input")
+    gradient_noise(32, 32, 9).save(covers / GRID_NAME)  # a cover that --out would overwrite
+    grid_before = (covers / GRID_NAME).read_bytes()
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--out", covers, "--force")
+    assert_one_line_error(code, err, covers / GRID_NAME, "input")
+    assert target.read_bytes() == before and (covers / GRID_NAME).read_bytes() == grid_before
+
+
+def test_eval_skips_images_too_small_for_ssim(models, tmp_path, capsys):
+    covers = _folder(tmp_path / "covers", [(32, 32, "RGB"), (5, 40, "RGB"), (32, 32, "RGB")])
+    report_path = tmp_path / "report.json"
+    code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--json", report_path)
+    assert code == 0, err
+    warnings_ = [line for line in err.splitlines() if line.startswith("steg: warning: ")]
+    assert len(warnings_) == 1 and "img_01.png" in warnings_[0] and "5x40" in warnings_[0]
+    report = json.loads(report_path.read_text())
+    assert report["n"] == 2 and len(report["skipped"]) == 1
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    import os
+
+    if os.geteuid() == 0:  # root writes through permissions: use a file system that refuses everyone
+        return Path("/sys")
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+def test_unwritable_output_is_refused_before_the_model_runs(models, images, tmp_path, capsys, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr("steg.cli.images.load_model", no_model)
+    out = _unwritable_folder(tmp_path) / "stego.png"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out, "cannot be written")
+    assert ".tmp" not in line
+
+
+def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, monkeypatch):
+    def full_disk(path, write, suffix=None):
+        raise OSError(28, "No space left on device", f"{path.parent}/.{path.name}.abc.tmp")
+
+    monkeypatch.setattr("steg.io.write_atomic", full_disk)
+    out = tmp_path / "stego.png"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out, "No space left")
+    assert ".tmp" not in line and not out.exists()
+
+
+def test_reveal_warns_about_lossy_or_resized_stego_images(models, images, tmp_path, capsys):
+    stego = tmp_path / "stego.png"
+    assert run(capsys, "hide", images["cover"], images["secret"], "-o", stego, "-m", models["ckpt"])[0] == 0
+    code, _, err = run(capsys, "reveal", stego, "-o", tmp_path / "r0.png", "-m", models["ckpt"])
+    assert code == 0 and "warning" not in err  # as steg hide wrote it
+    with Image.open(stego) as img:
+        img.save(tmp_path / "stego.jpg", quality=95)
+        img.resize((61, 45)).save(tmp_path / "resized.png")
+        tagged = img.copy()
+    for name, words in (("stego.jpg", ["JPEG", "lossy"]), ("resized.png", ["61x45", "grid"])):
+        code, _, err = run(capsys, "reveal", tmp_path / name, "-o", tmp_path / f"r_{name}.png", "-m", models["ckpt"])
+        assert code == 0, err  # still revealed
+        lines = [line for line in err.splitlines() if line.startswith("steg: warning: ")]
+        assert len(lines) == 1 and all(w in lines[0] for w in words), err
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("steg-stego", "60x44")
+    tagged.crop((0, 0, 58, 44)).save(tmp_path / "cropped.png", pnginfo=info)  # an editor that keeps the tag
+    code, _, err = run(capsys, "reveal", tmp_path / "cropped.png", "-o", tmp_path / "r3.png", "-m", models["ckpt"])
+    assert code == 0 and "58x44" in err and "60x44" in err
+
+
+def test_grayscale_cover_with_rgb_model_warns_and_gives_rgb(models, images, tmp_path, capsys):
+    out = tmp_path / "stego.png"
+    code, _, err = run(capsys, "hide", images["gray"], images["secret"], "-o", out, "-m", models["ckpt"])
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("steg: warning: ")]
+    assert len(lines) == 1 and "grayscale" in lines[0] and "RGB" in lines[0]
+    with Image.open(out) as img:
+        assert img.mode == "RGB"
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", tmp_path / "s2.png",
+                       "-m", models["ckpt"])
+    assert code == 0 and "warning" not in err
+
+
+def test_model_config_is_checked_before_anything_is_allocated(tmp_path):
+    """A small file whose arch_config asks for a huge net fails at once, without allocating it."""
+    from safetensors.torch import save_file
+
+    from steg.models import FORMAT
+
+    bad = tmp_path / "huge.safetensors"
+    meta = {"format": FORMAT, "format_version": "1",
+            "arch_config": json.dumps({"name": "qim", "channels": 3, "width": 1500, "depth": 2})}
+    save_file({"reveal_net.head.0.weight": torch.zeros(1)}, str(bad), metadata=meta)
+    code = (
+        "import resource, sys, torch\n"
+        "from steg.models import ModelError, load_net\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    load_net(sys.argv[1])\n"
+        "except ModelError as exc:\n"
+        "    print(exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    message, grown_mb = proc.stdout.strip().splitlines()
+    assert "weights do not match" in message and str(bad) in message
+    assert int(grown_mb) < 100  # a width-1500 qim would take about 650 MB
+
+
+def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, images, tmp_path):
+    """The light path: steg hide / steg reveal / load_model().hide(PIL, PIL) with those packages unimportable."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf', 'torchmetrics'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    stego, revealed = tmp_path / "stego.png", tmp_path / "revealed.png"
+    code = blocker + (
+        "from steg.cli import main\n"
+        f"assert main(['hide', {str(images['cover'])!r}, {str(images['secret'])!r}, '-o', {str(stego)!r}]) == 0\n"
+        f"assert main(['reveal', {str(stego)!r}, '-o', {str(revealed)!r}]) == 0\n"
+        "from PIL import Image\n"
+        "from steg import load_model\n"
+        f"m = load_model({str(models['export'])!r})\n"
+        f"s = m.hide(Image.open({str(images['cover'])!r}), Image.open({str(images['secret'])!r}))\n"
+        "assert m.reveal(s).size == s.size\n"
+        "assert not [k for k in sys.modules if k.split('.')[0] in ('lightning', 'hydra', 'torchmetrics')]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert stego.is_file() and revealed.is_file()
