@@ -4,18 +4,21 @@
 (default ``experiments/bench``): ``bench.json`` (all figures) and ``bench.md``
 (the tables). Parts:
 
-- ``speed``: training steps per second of each model at 64x64, batch 16, in
-  plain fp32 eager mode and in the project's fast path for the device
-  (:func:`fast_path`), side by side. Both start from the same weights and see
+- ``speed``: training steps per second of each model at 64x64, batch 16, timed
+  on a real Lightning ``Trainer`` fitting :class:`steg.module.StegModule` (what
+  ``train.py`` runs, per-step metrics included), in plain fp32 eager mode and in
+  the project's fast path for the device (:func:`fast_path`), side by side. Both start from the same weights and see
   the same batches for the same number of steps, so the validation PSNR after
   those steps (8-bit stego, held-out tiles) shows whether the fast path costs
   quality. Every measurement runs in its own process, so that peak memory
   (RSS on a CPU, ``max_memory_allocated`` on a GPU) is that measurement's own.
 - ``inference``: ``steg hide`` + ``steg reveal`` of one image of each size
   through :class:`steg.inference.StegModel` (the CLI's path), in ms and peak memory.
+- ``cli``: wall time of ``steg hide`` and ``steg reveal`` of a 256x256 pair with
+  the shipped model, each a fresh process as a user runs it (best of 3 or more).
 - ``quality``: each model trained for the same wall-clock budget with
-  ``train.py`` on the sample data, then ``steg eval`` figures (8-bit stego) of
-  its best checkpoint on photographs it never saw.
+  ``train.py`` on the sample data, then :func:`steg.evaluate.evaluate` (what
+  ``steg eval`` prints; 8-bit stego) of its best checkpoint on photographs it never saw.
 
 Figures are measured, never asserted: no test times anything.
 """
@@ -31,14 +34,21 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["fast_path", "main", "MODELS"]
+__all__ = ["fast_path", "main", "models", "cli_wall_times"]
 
-MODELS = ("qim", "unet", "subpixel", "cnn", "baluja")
-PARTS = ("speed", "inference", "quality")
+PARTS = ("speed", "inference", "cli", "quality")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def models() -> tuple[str, ...]:
+    """The registered architectures (``steg.nets.ARCHITECTURES``), whose names are their configs."""
+    from steg.nets import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
 
 
 def fast_path(device: str) -> dict[str, Any]:
@@ -68,13 +78,19 @@ def _parse_mode(text: str, device: str) -> dict[str, Any]:
 
 
 # -- model construction (from the Hydra configs, so the bench measures what train.py builds) --
+def compose(name: str, channels: int = 3, overrides: Sequence[str] = ()):
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose("train", overrides=[f"model={name}", f"channels={channels}", *overrides])
+
+
 def build_model(name: str, channels: int = 3):
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", f"channels={channels}"])
-    return instantiate(cfg.model)
+    return instantiate(compose(name, channels).model)
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -129,92 +145,91 @@ def _sync(device: str) -> None:
 
 
 # -- workers: one measurement per process ------------------------------------------------
+class _StepTimer:
+    """Lightning callback: times training steps after ``warmup`` of them; stops after ``seconds`` if given."""
+
+    def __init__(self, device: str, warmup: int, seconds: float | None):
+        import lightning as L
+
+        outer = self
+
+        class Timer(L.Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                outer.done += 1
+                if outer.done == outer.warmup:
+                    _sync(device)
+                    outer.warmup_s = time.perf_counter() - outer.start
+                    outer.t0 = time.perf_counter()
+                elif outer.done > outer.warmup and seconds is not None:
+                    _sync(device)
+                    if outer.done - outer.warmup >= 3 and time.perf_counter() - outer.t0 >= seconds:
+                        trainer.should_stop = True
+
+            def on_train_start(self, trainer, *args) -> None:
+                outer.start = time.perf_counter()
+
+            def on_train_end(self, trainer, *args) -> None:
+                _sync(device)
+                outer.t1 = time.perf_counter()
+
+        self.callback = Timer()
+        self.warmup, self.done = warmup, 0
+        self.start = self.t0 = self.t1 = self.warmup_s = 0.0
+
+    @property
+    def timed(self) -> int:
+        return max(0, self.done - self.warmup)
+
+
 def worker_speed(model: str, mode_text: str, device: str, steps: int | None, seconds: float,
                  batch: int, size: int, seed: int) -> dict[str, Any]:
-    """Train ``model`` for ``steps`` steps (or for ``seconds``); return its speed and quality."""
+    """Train ``model`` with a real Lightning ``Trainer`` (what ``train.py`` runs) for ``steps`` steps
+    (or ``seconds``); return its speed and the quality after those steps."""
+    import lightning as L
     import torch
+    from hydra.utils import instantiate
+    from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    from steg.data import SampleDataModule
-    from steg.metrics import quantize, quantize_ste
+    from steg.quantize import quantize
 
     mode = _parse_mode(mode_text, device)
-    torch.manual_seed(seed)
-    data = SampleDataModule(image_size=size, batch_size=batch, num_workers=0, val_tiles=2 * batch)
-    data.setup("fit")
-    pool = []
-    for cover, secret in data.train_dataloader():
-        if cover.shape[0] == batch:
-            pool.append((cover, secret))
-        if len(pool) == 8:
-            break
-    val_cover, val_secret = next(iter(data.val_dataloader()))
-
+    cfg = compose(model, overrides=[f"data.batch_size={batch}", f"data.image_size={size}", "data.num_workers=0",
+                                    f"data.val_tiles={2 * batch}"])
+    data = instantiate(cfg.data)
     base_mb = _peak_memory_mb(device)
     torch.manual_seed(seed)
-    net = build_model(model).to(device).train()
-    fmt = torch.channels_last if mode["channels_last"] else torch.contiguous_format
-    net = net.to(memory_format=fmt)
-
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        return x.to(device).contiguous(memory_format=fmt)
-
-    pool = [(prepare(c), prepare(s)) for c, s in pool]
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def forward(cover, secret):
-        stego = net.hide(cover, secret)
-        revealed = net.reveal(net.noise(quantize_ste(stego.float())))
-        return stego.float(), revealed.float()
-
-    run = torch.compile(forward) if mode["compile"] else forward
-    autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if mode["bf16"] else contextlib.nullcontext
-
-    def step(i: int) -> None:
-        cover, secret = pool[i % len(pool)]
-        with autocast():
-            stego, revealed = run(cover, secret)
-        loss = ((stego - cover) ** 2).mean() + 0.75 * ((revealed - secret) ** 2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
+                         scheduler=None, channels_last=mode["channels_last"], compile=mode["compile"])
     warmup = 2 if mode["compile"] else 1
-    t0 = time.perf_counter()
-    for i in range(warmup):
-        step(i)
-    _sync(device)
-    warmup_s = time.perf_counter() - t0
-    timed, t0 = 0, time.perf_counter()
+    timer = _StepTimer(device, warmup, None if steps is not None else seconds)
+    trainer = L.Trainer(accelerator=device, devices=1, max_steps=steps if steps is not None else -1, max_epochs=-1,
+                        precision="bf16-mixed" if mode["bf16"] else "32-true", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[timer.callback])
+    L.seed_everything(seed, verbose=False)
     with _GpuUtilisation(device) as utilisation:
-        while True:
-            if steps is not None and warmup + timed >= steps:
-                break
-            step(warmup + timed)
-            timed += 1
-            if steps is None:
-                _sync(device)
-                if timed >= 3 and time.perf_counter() - t0 >= seconds:
-                    break
-        _sync(device)
-    elapsed = time.perf_counter() - t0
+        trainer.fit(module, datamodule=data)
+    elapsed = max(timer.t1 - timer.t0, 1e-9)
 
+    data.setup("validate")
+    val_cover, val_secret = next(iter(data.val_dataloader()))
     net.eval()
     with torch.no_grad():
-        cover, secret = prepare(val_cover), prepare(val_secret)
-        stego = quantize(net.hide(cover, secret).float())
-        revealed = quantize(net.reveal(stego).float())
+        cover, secret = val_cover.to(device), val_secret.to(device)
+        stego = quantize(net.hide(cover, secret))
+        revealed = quantize(net.reveal(stego))
 
-    def psnr(a, b):
-        mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-        return float((10 * torch.log10(1 / mse)).mean())
+    def psnr(a, b) -> float:
+        return float(peak_signal_noise_ratio(a, b, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)))
 
     result = {
         "model": model, "mode": mode_text, **mode, "device": device, "batch": batch, "size": size,
-        "steps": warmup + timed, "timed_steps": timed, "warmup_s": warmup_s,
-        "images_per_s": timed * batch / elapsed, "peak_mb": _peak_memory_mb(device),
+        "steps": timer.done, "timed_steps": timer.timed, "warmup_s": timer.warmup_s,
+        "images_per_s": timer.timed * batch / elapsed, "peak_mb": _peak_memory_mb(device),
         "psnr_stego": psnr(stego, cover), "psnr_secret": psnr(revealed, secret),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "gpu_utilisation": utilisation.mean,
+        "gpu_utilisation": utilisation.mean, "timed_with": "lightning.Trainer (steg.module.StegModule)",
     }
     if device == "cpu":
         result["baseline_mb"] = base_mb  # RSS before the net existed: Python, torch, the data
@@ -226,7 +241,7 @@ def worker_inference(model: str, device: str, size: int, seed: int, repeats: int
     import torch
 
     from steg.inference import StegModel
-    from steg.metrics import quantize
+    from steg.quantize import quantize
 
     torch.manual_seed(seed)
     base_mb = _peak_memory_mb(device)
@@ -251,6 +266,40 @@ def worker_inference(model: str, device: str, size: int, seed: int, repeats: int
     if device == "cpu":
         result["baseline_mb"] = base_mb
     return result
+
+
+def cli_wall_times(repeats: int, size: int = 256, model: str = "default") -> dict[str, Any]:
+    """Wall time of ``steg hide`` and ``steg reveal`` of one size x size pair, as a user runs them.
+
+    Each command is a fresh ``python -m steg`` process (interpreter start, imports,
+    model load, the work, the PNG write); the best of ``repeats`` runs is kept,
+    since other work on the machine only ever adds time.
+    """
+    import tempfile
+
+    from steg.data import sample_photo_paths
+    from steg.io import load_image, save_image, square_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        photos = sample_photo_paths("val")[:2]
+        cover, secret, stego, revealed = (tmp_path / n for n in ("cover.png", "secret.png", "stego.png", "out.png"))
+        for source, target in zip(photos, (cover, secret)):
+            save_image(square_image(load_image(source, 3), size), target)
+        commands = {"hide": ["hide", str(cover), str(secret), "-o", str(stego), "--model", model, "--force"],
+                    "reveal": ["reveal", str(stego), "-o", str(revealed), "--model", model, "--force"]}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(max(1, repeats)):
+            for name, argv in commands.items():
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "steg", *argv], capture_output=True, text=True, cwd=ROOT)
+                times[name].append(time.perf_counter() - t0)
+                if proc.returncode != 0:
+                    tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+                    raise RuntimeError(f"steg {name} failed: {tail[0]}")
+    return {"size": size, "model": model, "runs": max(1, repeats),
+            **{f"{name}_s": min(values) for name, values in times.items()},
+            **{f"{name}_all_s": values for name, values in times.items()}}
 
 
 def _run_worker(args: list[str]) -> dict[str, Any]:
@@ -297,8 +346,17 @@ def part_inference(opts, report: dict[str, Any], progress) -> None:
     report["inference"] = {"sizes": opts.inference_sizes, "rows": rows}
 
 
+def part_cli(opts, report: dict[str, Any], progress) -> None:
+    report["cli"] = cli_wall_times(max(3, opts.repeats))
+    progress.update(1)
+
+
 def part_quality(opts, report: dict[str, Any], progress) -> None:
     from steg.cli import main as steg_main
+    from steg.evaluate import evaluate, folder_pairs
+    from steg.inference import load_model
+    from steg.io import write_text
+    from steg.metrics import SUMMARY_METRICS
 
     runs_dir = Path(opts.runs_dir)
     images = Path(opts.images) if opts.images else runs_dir / "heldout"
@@ -320,17 +378,14 @@ def part_quality(opts, report: dict[str, Any], progress) -> None:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(f"training {model} failed (see {run_dir}): {tail[0]}")
         summary = json.loads((run_dir / "metrics.json").read_text())
-        eval_json = run_dir / "eval.json"
         ckpt = Path(summary["paths"].get("best_checkpoint") or summary["paths"]["last_checkpoint"])
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            steg_main(["eval", "--covers", str(images), "--model", str(ckpt),
-                       "--size", str(opts.eval_size), "--json", str(eval_json), "--force"])
-        ev = json.loads(eval_json.read_text())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ev = evaluate(load_model(ckpt), folder_pairs(images), size=opts.eval_size)
+        write_text(run_dir / "eval.json", json.dumps({"n": ev.n, **ev.summary, "images": ev.rows}, indent=2) + "\n")
         rows.append({"model": model, "train_wall_s": wall, "epochs": summary.get("epochs"),
                      "steps": summary.get("steps"), "best_epoch": summary.get("best", {}).get("epoch"),
-                     **{k: ev[k] for k in ("psnr_stego", "ssim_stego", "psnr_secret", "ssim_secret",
-                                           "apd_stego", "apd_secret")},
-                     "pairs": ev["n"], "run_dir": str(run_dir)})
+                     **{k: ev.summary[k] for k in SUMMARY_METRICS}, "pairs": ev.n, "run_dir": str(run_dir)})
         progress.update(1)
     report["quality"] = {"budget_min": opts.budget_min, "images": str(images), "eval_size": opts.eval_size,
                          "beta": opts.beta, "rows": rows}
@@ -375,6 +430,11 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| `{r['model']}` | {r['size']}x{r['size']} | {r['hide_ms']:.0f} | {r['reveal_ms']:.0f} "
                          f"| **{r['total_ms']:.0f}** | {r['peak_mb']:.0f} |")
         lines.append("")
+    if "cli" in report:
+        c = report["cli"]
+        lines += [f"### `steg hide` / `steg reveal` as a user runs them ({c['size']}x{c['size']}, model "
+                  f"`{c['model']}`, a fresh process each, best of {c['runs']})", "",
+                  f"`steg hide`: **{c['hide_s']:.2f} s**; `steg reveal`: **{c['reveal_s']:.2f} s**", ""]
     if "quality" in report:
         q = report["quality"]
         lines += [f"### Quality at a budget of {q['budget_min']:g} min of training each "
@@ -415,20 +475,17 @@ def _environment(device: str, argv: Sequence[str]) -> dict[str, Any]:
 
 
 def _write(out: Path, report: dict[str, Any]) -> None:
-    from steg.inference import write_atomic
+    from steg.io import write_text
 
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=2)
-    write_atomic(out / "bench.json", lambda tmp: Path(tmp).write_text(text + "\n"))
-    md = markdown(report)
-    write_atomic(out / "bench.md", lambda tmp: Path(tmp).write_text(md + "\n"))
+    write_text(out / "bench.json", json.dumps(report, indent=2) + "\n")
+    write_text(out / "bench.md", markdown(report) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steg.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="experiments/bench", help="folder for bench.json and bench.md")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
-    p.add_argument("--models", default=",".join(MODELS), help="comma list of model configs")
+    p.add_argument("--models", default=None, help="comma list of model configs (default: every registered one)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--fast", default="fast", help="fast mode: 'fast' (the device's fast path) "
                    "or a '+' list of channels_last, bf16, compile")
@@ -472,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from steg.nets import ARCHITECTURES
 
     parts = [p for p in opts.parts.split(",") if p]
-    opts.models = [m for m in opts.models.split(",") if m]
+    opts.models = [m for m in (opts.models or ",".join(models())).split(",") if m]
     for part in parts:
         if part not in PARTS:
             raise SystemExit(f"steg.bench: error: --parts: unknown part {part!r}; expected some of {', '.join(PARTS)}")
@@ -487,9 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = Path(opts.out)
     report: dict[str, Any] = {"environment": _environment(opts.device, argv)}
-    total = sum({"speed": 2 * len(opts.models), "inference": len(opts.models) * len(opts.inference_sizes),
+    total = sum({"speed": 2 * len(opts.models), "inference": len(opts.models) * len(opts.inference_sizes), "cli": 1,
                  "quality": len(opts.models)}[p] for p in parts)
-    funcs = {"speed": part_speed, "inference": part_inference, "quality": part_quality}
+    funcs = {"speed": part_speed, "inference": part_inference, "cli": part_cli, "quality": part_quality}
     with tqdm(total=total, desc="bench", unit="run", file=sys.stderr) as progress:
         for part in parts:
             progress.set_postfix_str(part)

@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from steg.bench import fast_path, main, markdown
+from steg.bench import fast_path, main, markdown, models
+
+
+def test_models_come_from_the_registry():
+    from steg.nets import ARCHITECTURES
+
+    assert set(models()) == set(ARCHITECTURES) >= {"qim", "unet", "subpixel", "cnn", "baluja"}
 
 
 def test_fast_path_per_device():
@@ -14,15 +20,16 @@ def test_fast_path_per_device():
     assert fast_path("cpu")["bf16"] is False  # bf16 measured 10-20x slower on an AVX2-only CPU
 
 
-def test_speed_and_inference_parts(tmp_path, capsys):
+def test_speed_inference_and_cli_parts(tmp_path, capsys):
     out = tmp_path / "bench"
-    main(["--parts", "speed,inference", "--models", "qim", "--seconds", "0.1", "--device", "cpu",
+    main(["--parts", "speed,inference,cli", "--models", "qim", "--seconds", "0.1", "--device", "cpu",
           "--inference-sizes", "64,72", "--repeats", "0", "--out", str(out)])
     report = json.loads((out / "bench.json").read_text())
     (row,) = report["speed"]["rows"]
     eager, fast = row["eager"], row["fast"]
     assert eager["mode"] == "eager" and eager["channels_last"] is False and fast["channels_last"] is True
     assert eager["steps"] == fast["steps"] >= 4  # the same number of steps, for the quality check
+    assert eager["timed_with"].startswith("lightning.Trainer")
     for r in (eager, fast):
         assert r["images_per_s"] > 0 and r["peak_mb"] >= r["baseline_mb"] > 0
         assert 20 < r["psnr_stego"] < 60 and math.isfinite(r["psnr_secret"])
@@ -33,6 +40,9 @@ def test_speed_and_inference_parts(tmp_path, capsys):
     assert all(r["total_ms"] > 0 and r["peak_mb"] > 0 for r in report["inference"]["rows"])
     md = (out / "bench.md").read_text()
     assert "| `qim` |" in md and "speed-up" in md and "72x72" in md
+    cli = report["cli"]
+    assert cli["runs"] == 3 and len(cli["hide_all_s"]) == 3 and 0 < cli["hide_s"] <= min(cli["hide_all_s"])
+    assert "`steg hide`:" in md
     assert md.strip() in capsys.readouterr().out
 
 
