@@ -51,6 +51,8 @@ def build_parser() -> Parser:
     return parser
 
 
+# steg.io.one_line's text, written out here: importing steg.io (and torch) to print a usage error
+# would cost a second or more.
 def _error(message: str) -> None:
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
 
