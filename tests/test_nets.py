@@ -227,7 +227,7 @@ def test_qim_dither_is_pinned_to_shake256_and_repeats_on_its_grid():
     expected = [int.from_bytes(raw[2 * i : 2 * i + 2], "little") / 65536 - 0.5 for i in range(192)]
     assert a.dither.flatten().tolist() == expected
     assert DITHER_LABEL == b"steg.nets.qim.dither"
-    assert a.dither.flatten()[:3].tolist() == pytest.approx([0.19519, -0.20021, -0.40344], abs=1e-5)
+    assert a.dither.flatten()[:3].tolist() == [0.195220947265625, -0.2001800537109375, -0.4033660888671875]
     torch.manual_seed(123)  # the torch random stream plays no part
     assert torch.equal(QIMNet(width=8, depth=1).dither, a.dither)
     x = torch.zeros(1, 3, 24, 16)
