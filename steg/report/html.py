@@ -59,7 +59,7 @@ def html_report(ranking: Ranking, sentence: str, curves: bytes, pareto: bytes, s
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>steg compare: {n} runs by {e(ranked_by(ranking))}</title>",
+        f"<title>steg compare: {n} run{'s' if n != 1 else ''} by {e(ranked_by(ranking))}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>steg compare: {n} run{'s' if n != 1 else ''}</h1>",
         f'<p class="winner">{e(sentence)}</p>',

@@ -178,7 +178,9 @@ def _floor_sentence(ranking: Ranking) -> list[str]:
     runs, by, floor = ranking.runs, ranking.by, ranking.floor
     epoch = "best checkpoint" if by == "best" else "final epoch"
     above, below = runs[: ranking.n_above], [r for r in runs[ranking.n_above:] if point_of(r, by) is not None]
-    if ranking.winner is None:
+    if ranking.winner is None and not below:
+        parts = [f"no run has both PSNRs at the {epoch}"]
+    elif ranking.winner is None:
         parts = [f"no run reaches the stego PSNR floor of {floor:g} dB ({epoch}); "
                  "the runs are ranked by revealed PSNR below it"]
     else:
