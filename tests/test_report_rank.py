@@ -7,7 +7,7 @@ import pytest
 
 from report_fakes import fake_run
 from steg.report import comparability_warning, load_run, pareto_front, rank, rank_runs
-from steg.report.rank import rank_by_floor
+from steg.report.rank import point_of, rank_by_floor
 
 
 def test_pareto_front_of_known_points():
@@ -85,3 +85,13 @@ def test_warning_names_a_different_loss_or_image_size(tmp_path, kwargs, expected
         assert figures is not None and expected in figures and "different validation data" in figures
     else:
         assert figures is None
+
+
+def test_a_runs_point_is_one_epoch(tmp_path):
+    # Not the per-metric maxima: a residual net's stego PSNR peaks at epoch 0, before it hides anything.
+    run = load_run(fake_run(tmp_path, "unet", losses=(0.5, 0.1, 0.2), psnr_stego=(50.0, 31.0, 33.0),
+                            psnr_secret=(5.0, 20.0, 19.0)))
+    assert point_of(run, "best") == (31.0, 20.0)  # the best checkpoint's epoch
+    assert point_of(run, "final") == (33.0, 19.0)
+    assert rank([run], None, "best", floor=32.0).winner is None
+    assert rank([run], None, "final", floor=32.0).winner is run
