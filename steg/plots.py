@@ -1,20 +1,23 @@
-"""PNG figures: image grids, metric curves and pixel-error histograms."""
+"""PNG figures of one training run: image grids, metric curves and pixel-error histograms.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no
+backend switch) and every file goes through :func:`steg.io.write_atomic`. The
+figures comparing several runs live in :mod:`steg.report.figures`.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from steg.io import save_image, write_atomic
 
 __all__ = [
     "GRID_COLUMNS",
@@ -37,18 +40,8 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 
 def save_image_atomic(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
-    """Save a PIL image via a temporary file and a rename: no half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        img.save(tmp, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """:func:`steg.io.save_image` under the name the callbacks import."""
+    return save_image(img, path, **kwargs)
 
 
 def comparison_grid(
@@ -92,7 +85,8 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike)
         pts = [(row["epoch"], row[key]) for row in history if key in row]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
     for key, label in (("train/loss_epoch", "train"), ("val/loss", "validation")):
         x, y = series(key)
         if x:
@@ -122,7 +116,8 @@ def plot_error_histograms(
 
     ``counts[name]`` has 256 entries: how many pixel values were off by 0..255.
     """
-    fig, axes = plt.subplots(1, len(counts), figsize=(6 * len(counts), 4), squeeze=False)
+    fig = Figure(figsize=(6 * len(counts), 4))
+    axes = fig.subplots(1, len(counts), squeeze=False)
     for ax, (name, c) in zip(axes[0], counts.items()):
         c = np.asarray(c.cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64)
         total = max(c.sum(), 1.0)
@@ -131,7 +126,7 @@ def plot_error_histograms(
         mean = float((levels * c).sum() / total)
         ax.bar(levels[: max(last, 8)], c[: max(last, 8)] / total, width=1.0, color="tab:blue")
         ax.set(title=f"{name}: mean {mean:.2f}, max {last - 1}", xlabel="absolute error (0-255)",
-               ylabel="fraction of pixel values", yscale="log")
+               ylabel="fraction of pixel values", yscale="log" if c.any() else "linear")  # empty: nothing to log-scale
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -139,11 +134,5 @@ def plot_error_histograms(
     return _save_figure(fig, path)
 
 
-def _save_figure(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+def _save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), suffix=".png")

@@ -116,23 +116,29 @@ def test_grid_multirun_one_run_folder_and_one_wandb_run_per_job(grid_sweep):
 
 def test_compare_the_grid_sweep(grid_sweep):
     proc = steg_cli("compare", str(grid_sweep))
-    table = proc.stdout
-    assert "wins on val/loss" in table and "best stego PSNR" in table
+    assert "Pareto front of (stego PSNR, revealed PSNR)" in proc.stdout
+    assert "not comparable" not in proc.stderr  # the default ranking does not depend on beta
     with (grid_sweep / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4
     assert {r["run"] for r in rows} == {n.split("_", 1)[1] for n in GRID}
     assert {(r["model"], float(r["beta"])) for r in rows} == set(GRID.values())
-    losses = [float(r["val/loss best"]) for r in rows]
-    assert losses == sorted(losses) and [r["winner"] for r in rows] == ["1", "0", "0", "0"]
+    # Runs at or above the 30 dB stego floor first, each group by revealed PSNR at the best checkpoint.
+    keys = [(-int(r["meets_floor"]), -float(r["val/psnr_secret at_best"])) for r in rows]
+    assert keys == sorted(keys) and any(r["front"] == "1" for r in rows)
+    assert all(int(r["steps"]) > 0 for r in rows)
     html = (grid_sweep / "compare.html").read_text()
-    assert html.count("data:image/png;base64,") == 1 + 4  # curves + each run's last grid
-    assert (grid_sweep / "compare_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert html.count("data:image/png;base64,") == 2 + 4  # Pareto plot, curves, each run's last grid
+    for name in ("compare_curves.png", "compare_pareto.png"):
+        assert (grid_sweep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| rank | run | model | beta |" in (grid_sweep / "compare.md").read_text()
     again = steg_cli("compare", str(grid_sweep), check=False)
     assert again.returncode == 2
     assert again.stderr.strip().count("\n") == 0 and again.stderr.startswith("steg: error: ")
     assert "--force" in again.stderr
+    by_loss = steg_cli("compare", str(grid_sweep), "--metric", "val/loss", "--force")
+    assert "wins on val/loss" in by_loss.stdout
+    assert "val/loss is not comparable across these runs" in by_loss.stderr and "beta (" in by_loss.stderr
 
 
 # --------------------------------------------------------------------------- #
