@@ -4,6 +4,8 @@
     steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
     steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR]
     steg export CKPT -o MODEL.safetensors [--force]
+    steg export MODEL -o NAME.onnx [--force]         (NAME.hide.onnx + NAME.reveal.onnx)
+    steg web [--port 8000] [--host 127.0.0.1]
     steg compare DIR... [--out DIR] [--metric val/loss] [--by best|final] [--force]
     steg samples DIR [--force]
 
@@ -162,6 +164,8 @@ def cmd_reveal(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import export_checkpoint, load_model
 
+    if args.onnx or Path(args.output).suffix.lower() == ".onnx":
+        return cmd_export_onnx(args)
     ckpt, out = Path(args.checkpoint), Path(args.output)
     _check_output(
         out, [ckpt], args.force, suffix=".safetensors", what="output",
@@ -172,6 +176,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_checkpoint(ckpt, out, force=args.force)
     model = load_model(out)  # check that the file loads back
     print(f"exported {ckpt} -> {out}: {model.describe()}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """``steg export MODEL -o NAME.onnx``: the hide and reveal graphs (see steg.onnx)."""
+    from steg.onnx import OnnxError, export_onnx, onnx_paths
+
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise CLIError("ONNX export needs the 'onnx' package: pip install -e '.[onnx]'") from exc
+    try:
+        paths = onnx_paths(args.output)
+        for path in paths.values():
+            _check_output(path, [Path(args.checkpoint)], args.force, suffix=".onnx", what="output")
+        paths = export_onnx(args.checkpoint, args.output, force=args.force)
+    except OnnxError as exc:
+        raise CLIError(str(exc)) from exc
+    from steg.onnx import OPSET
+
+    print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
+          "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
     return 0
 
 
@@ -530,11 +556,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", "-f", action="store_true", help="overwrite existing compare.* outputs")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model",
+    p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model, or any model -> ONNX",
                        description="Write a training checkpoint's nets as one .safetensors file (weights plus the "
-                                   "architecture config as metadata) that loads without Lightning or Hydra.")
-    p.add_argument("checkpoint", metavar="CKPT", help="Lightning checkpoint written by train.py")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors", help="output model file")
+                                   "architecture config as metadata) that loads without Lightning or Hydra; or, "
+                                   "with an output NAME.onnx (or --onnx), write any model's hide and reveal graphs "
+                                   "as NAME.hide.onnx and NAME.reveal.onnx (opset 17, uint8 images, dynamic size).")
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="Lightning checkpoint written by train.py; for ONNX also an exported .safetensors "
+                        "model or a shipped model name")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors",
+                   help="output model file (.safetensors, or NAME.onnx for ONNX)")
+    p.add_argument("--onnx", action="store_true",
+                   help="export ONNX graphs (the output must be named NAME.onnx)")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
     return parser
