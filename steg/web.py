@@ -1,0 +1,400 @@
+"""The browser page (``web/``): build its files, serve it, drive it in headless Chromium.
+
+The page (``web/index.html``, ``web/app.js``) hides and reveals with the exported
+ONNX graphs (:mod:`steg.onnx`) in onnxruntime-web's WebAssembly backend, with no
+server-side work. Two generated folders are not committed (``.gitignore``):
+
+* ``web/vendor/``: onnxruntime-web's wasm build (``ort.wasm.min.js``,
+  ``ort-wasm-simd-threaded.mjs`` and ``.wasm``, 14 MB) from the npm registry,
+  version :data:`ORT_WEB_VERSION`, installed into a temporary folder by ``npm``;
+* ``web/models/``: every shipped model exported as ``NAME.hide.onnx`` and
+  ``NAME.reveal.onnx``, listed in ``models.json`` with what the page needs to pad
+  and tile like :class:`steg.inference.StegModel`.
+
+Commands (``make web`` runs the first; ``steg web`` builds what is missing, then serves)::
+
+    python -m steg.web build [--force]
+    python -m steg.web serve [--host 127.0.0.1] [--port 8000]
+    python -m steg.web bench [--runs 3] [--json FILE]     # timings in headless Chromium
+
+The browser is the system Chromium (Debian's ``chromium``; ``make browser``),
+driven by Playwright's Python package: never ``playwright install``, which
+downloads its own build. The helpers :func:`launch_chromium`, :func:`open_page`
+and :func:`hide_and_reveal` serve the benchmark and ``tests/test_web.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+__all__ = [
+    "WEB_DIR",
+    "ORT_WEB_VERSION",
+    "CHROMIUM",
+    "WebError",
+    "missing",
+    "build",
+    "make_server",
+    "running_server",
+    "serve",
+    "launch_chromium",
+    "open_page",
+    "hide_and_reveal",
+    "bench",
+    "main",
+]
+
+#: The page's folder (in a source checkout: next to the steg package).
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+#: onnxruntime-web release vendored into web/vendor.
+ORT_WEB_VERSION = "1.30.0"
+#: Files of the npm package's dist/ folder that the wasm backend needs.
+VENDOR_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+#: The system Chromium (Debian package ``chromium``).
+CHROMIUM = "/usr/bin/chromium"
+#: Headless flags: no sandbox (root in containers), nothing that reaches the network.
+CHROMIUM_ARGS = ("--no-sandbox", "--headless=new", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync")
+#: Content types the page needs beyond the standard library's table.
+CONTENT_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
+                 ".onnx": "application/octet-stream", ".json": "application/json"}
+
+
+class WebError(RuntimeError):
+    """The page cannot be built, served or driven (a one-line message saying what to do)."""
+
+
+# --------------------------------------------------------------------------- #
+# Building web/vendor and web/models
+# --------------------------------------------------------------------------- #
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _models_up_to_date(web_dir: Path) -> bool:
+    from steg.inference import resolve_model_path, shipped_models
+
+    manifest = web_dir / "models" / "models.json"
+    if not manifest.is_file():
+        return False
+    try:
+        entries = {m["name"]: m for m in json.loads(manifest.read_text())["models"]}
+    except (ValueError, KeyError, TypeError):
+        return False
+    names = shipped_models()
+    return sorted(entries) == names and all(
+        entries[n].get("source_sha256") == _sha256(resolve_model_path(n))
+        and (web_dir / "models" / entries[n]["hide"]).is_file()
+        and (web_dir / "models" / entries[n]["reveal"]).is_file()
+        for n in names
+    )
+
+
+def missing(web_dir: Path = WEB_DIR) -> list[str]:
+    """What the page lacks: 'vendor' (onnxruntime-web) and/or 'models' (missing or older than the shipped models)."""
+    out = []
+    version = web_dir / "vendor" / "VERSION"
+    if not all((web_dir / "vendor" / f).is_file() for f in VENDOR_FILES) or not version.is_file() \
+            or version.read_text().strip() != ORT_WEB_VERSION:
+        out.append("vendor")
+    if not _models_up_to_date(web_dir):
+        out.append("models")
+    return out
+
+
+def _vendor(web_dir: Path) -> None:
+    """npm-install onnxruntime-web into a temporary folder; copy the wasm backend's files to web/vendor."""
+    from steg.io import write_bytes, write_text
+
+    npm = shutil.which("npm")
+    if npm is None:
+        raise WebError("building web/vendor needs npm (Node.js); install it, e.g. apt-get install npm")
+    with tempfile.TemporaryDirectory(prefix="steg-npm-") as tmp:
+        cmd = [npm, "install", "--prefix", tmp, "--no-save", "--no-audit", "--no-fund", "--ignore-scripts",
+               f"onnxruntime-web@{ORT_WEB_VERSION}"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise WebError(f"npm install onnxruntime-web@{ORT_WEB_VERSION} failed: {last}")
+        dist = Path(tmp) / "node_modules" / "onnxruntime-web" / "dist"
+        for name in VENDOR_FILES:
+            if not (dist / name).is_file():
+                raise WebError(f"onnxruntime-web@{ORT_WEB_VERSION} has no dist/{name}")
+            write_bytes(web_dir / "vendor" / name, (dist / name).read_bytes())
+    write_text(web_dir / "vendor" / "VERSION", ORT_WEB_VERSION + "\n")
+
+
+def _export_models(web_dir: Path) -> None:
+    """Export every shipped model to web/models/NAME.{hide,reveal}.onnx and write models.json."""
+    from steg.inference import load_model, resolve_model_path, shipped_models
+    from steg.io import write_text
+    from steg.onnx import OPSET, export_onnx
+
+    entries = []
+    for name in shipped_models():
+        model = load_model(name)
+        paths = export_onnx(model, web_dir / "models" / f"{name}.onnx", force=True)
+        entries.append({
+            "name": name,
+            "arch": model.net.arch_config.get("name", ""),
+            "description": model.describe().replace(str(model.source), Path(model.source).name),
+            "hide": paths["hide"].name,
+            "reveal": paths["reveal"].name,
+            "channels": model.channels,
+            "size_multiple": model.size_multiple,
+            "tile": model.tile or 0,
+            "margin": model.margin,
+            "source_sha256": _sha256(resolve_model_path(name)),
+        })
+    if not entries:
+        raise WebError("no shipped model to export (steg/pretrained/*.safetensors)")
+    entries.sort(key=lambda e: (e["name"] != "default", e["name"]))  # the default model first
+    manifest = {"format": "steg-web-models", "format_version": 1, "opset": OPSET, "models": entries}
+    write_text(web_dir / "models" / "models.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def build(web_dir: Path = WEB_DIR, force: bool = False, quiet: bool = False) -> list[str]:
+    """Build what the page lacks (or everything with ``force``); returns the parts built."""
+    todo = ["vendor", "models"] if force else missing(web_dir)
+    for part in todo:
+        if not quiet:
+            what = f"onnxruntime-web {ORT_WEB_VERSION} from npm" if part == "vendor" else "the shipped models to ONNX"
+            print(f"building {web_dir / part}: {what}", file=sys.stderr)
+        (_vendor if part == "vendor" else _export_models)(web_dir)
+    return todo
+
+
+# --------------------------------------------------------------------------- #
+# Serving
+# --------------------------------------------------------------------------- #
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+
+def make_server(web_dir: Path = WEB_DIR, host: str = "127.0.0.1", port: int = 8000,
+                verbose: bool = False) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for ``web_dir`` (port 0: a free port; see ``server.server_address``)."""
+    handler = functools.partial(_Handler, directory=str(web_dir))
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise WebError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    server.verbose = verbose  # type: ignore[attr-defined]
+    return server
+
+
+def _url(server: http.server.HTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
+@contextlib.contextmanager
+def running_server(web_dir: Path = WEB_DIR, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``web_dir`` from a background thread; yields the page's URL."""
+    server = make_server(web_dir, host, port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield _url(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve(web_dir: Path = WEB_DIR, host: str = "127.0.0.1", port: int = 8000, verbose: bool = True) -> None:
+    """Build what is missing, then serve the page until Ctrl-C."""
+    build(web_dir)
+    server = make_server(web_dir, host, port, verbose)
+    print(f"serving {web_dir} at {_url(server)} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+
+
+# --------------------------------------------------------------------------- #
+# Driving the page in headless Chromium
+# --------------------------------------------------------------------------- #
+
+
+@contextlib.contextmanager
+def launch_chromium(executable: str = CHROMIUM) -> Iterator[Any]:
+    """Playwright's Chromium driver on the system browser; yields the Browser.
+
+    Raises:
+        WebError: Playwright or the browser is missing (``make browser`` installs both).
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise WebError("the browser test needs Playwright's Python package: run 'make browser'") from exc
+    if not Path(executable).is_file():
+        raise WebError(f"no Chromium at {executable}: run 'make browser' (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser: Any, url: str, timeout_s: float = 30.0) -> Any:
+    """A new page at ``url``, waited on until the models are loaded; raises WebError with the page's error."""
+    page = browser.new_page(accept_downloads=True, viewport={"width": 1000, "height": 900})
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=timeout_s * 1000)
+    if page.evaluate("document.body.dataset.state") != "ready":
+        raise WebError(f"the page did not get ready: {page.inner_text('#error')}")
+    return page
+
+
+def _wait_idle(page: Any, timeout_s: float) -> None:
+    page.wait_for_function("document.body.dataset.busy === 'false'", timeout=timeout_s * 1000)
+
+
+def _pick(page: Any, selector: str, path: Path, timeout_s: float) -> None:
+    page.set_input_files(selector, str(path))
+    _wait_idle(page, timeout_s)
+
+
+def hide_and_reveal(page: Any, cover: Path, secret: Path, out_dir: Path, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Hide ``secret`` in ``cover`` on the page, download the stego PNG, open it for reveal, download the secret.
+
+    Returns {'stego': path, 'revealed': path, 'hide_ms', 'reveal_ms', 'psnr_text'}; raises WebError
+    with the page's one-line error if a step fails.
+    """
+    def check() -> None:
+        if page.is_visible("#error"):
+            raise WebError(f"the page says: {page.inner_text('#error')}")
+
+    def fetch(link: str, name: str) -> Path:
+        with page.expect_download() as info:
+            page.click(link)
+        path = out_dir / name
+        info.value.save_as(str(path))
+        return path
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page.evaluate("delete window.stegTimings.hide_ms; delete window.stegTimings.reveal_ms")
+    _pick(page, "#cover", cover, timeout_s)
+    _pick(page, "#secret", secret, timeout_s)
+    check()
+    page.click("#hide-button")
+    _wait_idle(page, timeout_s)
+    check()
+    stego = fetch("#stego-download", "stego.png")
+    _pick(page, "#stego", stego, timeout_s)
+    check()
+    page.click("#reveal-button")
+    _wait_idle(page, timeout_s)
+    check()
+    timings = page.evaluate("window.stegTimings")
+    return {"stego": stego, "revealed": fetch("#revealed-download", "revealed.png"),
+            "hide_ms": timings["hide_ms"], "reveal_ms": timings["reveal_ms"],
+            "psnr_text": page.inner_text("#psnr")}
+
+
+def bench(runs: int = 3, size: int = 256, web_dir: Path = WEB_DIR) -> dict[str, Any]:
+    """Page load-to-ready time and hide + reveal time of a ``size`` x ``size`` held-out pair in headless Chromium.
+
+    Each run loads the page afresh in a new browser context (ready_ms: navigation
+    start to models loaded), then hides and reveals (each: button to PNG ready).
+    Returns medians and every run's figures (milliseconds).
+    """
+    from steg.data import sample_photo_paths
+    from steg.inference import square_image
+    from steg.io import load_image
+
+    build(web_dir, quiet=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="steg-web-bench-") as tmp:
+        photos = sample_photo_paths("val")[:2]
+        pair = []
+        for i, path in enumerate(photos):
+            pair.append(Path(tmp) / f"{i}.png")
+            square_image(load_image(path), size).save(pair[-1])
+        with running_server(web_dir) as url, launch_chromium() as browser:
+            for i in range(runs):
+                page = open_page(browser, url)
+                ready = page.evaluate("window.stegTimings.ready_ms")
+                result = hide_and_reveal(page, pair[0], pair[1], Path(tmp) / f"run{i}")
+                rows.append({"ready_ms": ready, "hide_ms": result["hide_ms"], "reveal_ms": result["reveal_ms"],
+                             "hide_reveal_ms": result["hide_ms"] + result["reveal_ms"]})
+                page.close()
+            version = browser.version
+    return {
+        "browser": f"Chromium {version} (headless, {CHROMIUM})",
+        "onnxruntime_web": ORT_WEB_VERSION,
+        "size": size,
+        "runs": rows,
+        **{f"median_{k}": round(statistics.median(r[k] for r in rows), 1) for k in rows[0]},
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m steg.web", description="Build, serve or benchmark the web page.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="vendor onnxruntime-web and export the shipped models into web/")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p = sub.add_parser("serve", help="serve web/ (builds what is missing first)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("bench", help="load and hide+reveal times in headless Chromium, as JSON")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--json", metavar="FILE", help="also write the JSON there")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            built = build(force=args.force)
+            print(f"web/: {', '.join(built) + ' built' if built else 'up to date'} ({WEB_DIR})")
+        elif args.command == "serve":
+            serve(host=args.host, port=args.port)
+        else:
+            result = bench(runs=args.runs, size=args.size)
+            text = json.dumps(result, indent=2)
+            print(text)
+            if args.json:
+                from steg.io import write_text
+
+                write_text(args.json, text + "\n")
+    except WebError as exc:
+        print(f"steg web: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
