@@ -470,7 +470,9 @@ async function main() {
       throw new UserError("vendor/ort.wasm.min.js is missing; build the page with 'make web'");
     }
     ort.env.wasm.wasmPaths = new URL("vendor/", document.baseURI).href;
-    ort.env.wasm.numThreads = 1; // threads need cross-origin isolation headers; one is enough here
+    // One thread: threads need cross-origin isolation headers that static hosts lack, and on a
+    // 2-core machine they made PNG encoding wait about 1 s (measured) without speeding the nets up.
+    ort.env.wasm.numThreads = 1;
     state.manifest = await loadManifest();
     for (const m of state.manifest.models) $("model").add(new Option(`${m.name} (${m.arch})`, m.name));
     await chooseModel(state.manifest.models[0].name);
