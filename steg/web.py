@@ -328,8 +328,9 @@ def bench(runs: int = 3, size: int = 256, web_dir: Path = WEB_DIR) -> dict[str, 
     start to models loaded), then hides and reveals (each: button to PNG ready).
     Returns medians and every run's figures (milliseconds).
     """
+    from PIL import Image, ImageOps
+
     from steg.data import sample_photo_paths
-    from steg.inference import square_image
     from steg.io import load_image
 
     build(web_dir, quiet=True)
@@ -339,7 +340,7 @@ def bench(runs: int = 3, size: int = 256, web_dir: Path = WEB_DIR) -> dict[str, 
         pair = []
         for i, path in enumerate(photos):
             pair.append(Path(tmp) / f"{i}.png")
-            square_image(load_image(path), size).save(pair[-1])
+            ImageOps.fit(load_image(path), (size, size), Image.BICUBIC).save(pair[-1])
         with running_server(web_dir) as url, launch_chromium() as browser:
             for i in range(runs):
                 page = open_page(browser, url)
