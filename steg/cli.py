@@ -1,4 +1,4 @@
-"""The ``steg`` command line: hide, reveal, eval, export, compare, samples.
+"""The ``steg`` command line: hide, reveal, eval, export, compare, samples, web.
 
     steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--force]
     steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
@@ -199,6 +199,27 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
           "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
     return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """``steg web``: build what the page lacks (web/vendor, web/models), then serve web/ until Ctrl-C."""
+    from steg.web import WebError, serve
+
+    try:
+        serve(host=args.host, port=args.port)
+    except WebError as exc:
+        raise CLIError(str(exc)) from exc
+    return 0
+
+
+def _add_web_parser(sub) -> None:
+    p = sub.add_parser("web", help="serve the browser page (hide and reveal client-side) on http://HOST:PORT/",
+                       description="Serve web/ (the page that hides and reveals in the browser with the exported "
+                                   "ONNX models; images never leave the browser) with Python's http.server. "
+                                   "Builds web/vendor (onnxruntime-web, from npm) and web/models first if missing.")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.set_defaults(func=cmd_web)
 
 
 # --- samples ---------------------------------------------------------------- #
@@ -570,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export ONNX graphs (the output must be named NAME.onnx)")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
+    _add_web_parser(sub)
     return parser
 
 

@@ -181,3 +181,30 @@ def test_screenshot_and_timings(page, photos, tmp_path):
     # loose bounds (shared CI machines); `python -m steg.web bench` measures against the targets
     assert 0 < timings["ready_ms"] < 20_000
     assert 0 < timings["hide_ms"] + timings["reveal_ms"] < 20_000
+
+
+def test_steg_web_serves_and_stops_on_ctrl_c(url):
+    """`steg web --port 0` prints its address, serves the page, and Ctrl-C (SIGINT) stops it cleanly."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "steg", "web", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/) \(Ctrl-C stops\)", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(1)) as response:
+            assert b'id="cover" type="file"' in response.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill() if proc.poll() is None else None
+    busy = subprocess.run([sys.executable, "-m", "steg", "web", "--port", url.rsplit(":", 1)[1].strip("/")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert busy.returncode == 2 and busy.stderr.startswith("steg: error: cannot serve on 127.0.0.1:")
+    assert len(busy.stderr.strip().splitlines()) == 1
