@@ -16,6 +16,7 @@ Commands (``make web`` runs the first; ``steg web`` builds what is missing, then
     python -m steg.web build [--force]
     python -m steg.web serve [--host 127.0.0.1] [--port 8000]
     python -m steg.web bench [--runs 3] [--json FILE]     # timings in headless Chromium
+    python -m steg.web screenshot docs/web.png            # the README's screenshot
 
 The browser is the system Chromium (Debian's ``chromium``; ``make browser``),
 driven by Playwright's Python package: never ``playwright install``, which
@@ -54,6 +55,7 @@ __all__ = [
     "open_page",
     "hide_and_reveal",
     "bench",
+    "screenshot",
     "main",
 ]
 
@@ -321,6 +323,39 @@ def hide_and_reveal(page: Any, cover: Path, secret: Path, out_dir: Path, timeout
             "psnr_text": page.inner_text("#psnr")}
 
 
+def _held_out_pair(folder: Path, size: int) -> tuple[Path, Path]:
+    """Two held-out photos (coffee, rocket), centre-cropped to ``size`` x ``size``, as PNG files in ``folder``."""
+    from PIL import Image, ImageOps
+
+    from steg.data import sample_photo_paths
+    from steg.io import load_image
+
+    out = []
+    for i, path in enumerate(sample_photo_paths("val")[:2]):
+        out.append(folder / f"{Path(path).stem}.png")
+        ImageOps.fit(load_image(path), (size, size), Image.BICUBIC).save(out[-1])
+    return out[0], out[1]
+
+
+def screenshot(out: Path, size: int = 256, web_dir: Path = WEB_DIR) -> Path:
+    """A PNG screenshot of the page after hiding and revealing a held-out pair (for the README)."""
+    from PIL import Image
+
+    from steg.io import save_image
+
+    build(web_dir, quiet=True)
+    with tempfile.TemporaryDirectory(prefix="steg-web-shot-") as tmp:
+        cover, secret = _held_out_pair(Path(tmp), size)
+        with running_server(web_dir) as url, launch_chromium() as browser:
+            page = open_page(browser, url)
+            page.set_viewport_size({"width": 900, "height": 700})
+            hide_and_reveal(page, cover, secret, Path(tmp) / "out")
+            page.screenshot(path=str(Path(tmp) / "shot.png"), full_page=True)
+        img = Image.open(Path(tmp) / "shot.png").convert("RGB")
+        img = img.resize((img.width * 2 // 3, img.height * 2 // 3), Image.LANCZOS)
+        return save_image(img.quantize(colors=192).convert("RGB"), out, optimize=True)
+
+
 def bench(runs: int = 3, size: int = 256, web_dir: Path = WEB_DIR) -> dict[str, Any]:
     """Page load-to-ready time and hide + reveal time of a ``size`` x ``size`` held-out pair in headless Chromium.
 
@@ -328,19 +363,10 @@ def bench(runs: int = 3, size: int = 256, web_dir: Path = WEB_DIR) -> dict[str, 
     start to models loaded), then hides and reveals (each: button to PNG ready).
     Returns medians and every run's figures (milliseconds).
     """
-    from PIL import Image, ImageOps
-
-    from steg.data import sample_photo_paths
-    from steg.io import load_image
-
     build(web_dir, quiet=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="steg-web-bench-") as tmp:
-        photos = sample_photo_paths("val")[:2]
-        pair = []
-        for i, path in enumerate(photos):
-            pair.append(Path(tmp) / f"{i}.png")
-            ImageOps.fit(load_image(path), (size, size), Image.BICUBIC).save(pair[-1])
+        pair = _held_out_pair(Path(tmp), size)
         with running_server(web_dir) as url, launch_chromium() as browser:
             for i in range(runs):
                 page = open_page(browser, url)
@@ -376,11 +402,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--json", metavar="FILE", help="also write the JSON there")
+    p = sub.add_parser("screenshot", help="a screenshot of the page after a hide and reveal (PNG)")
+    p.add_argument("output", metavar="OUT.png")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             built = build(force=args.force)
             print(f"web/: {', '.join(built) + ' built' if built else 'up to date'} ({WEB_DIR})")
+        elif args.command == "screenshot":
+            print(f"wrote {screenshot(Path(args.output))}")
         elif args.command == "serve":
             serve(host=args.host, port=args.port)
         else:
