@@ -122,7 +122,7 @@ def test_output_names(tmp_path):
         onnx_paths(tmp_path / "m.safetensors")
 
 
-def test_cli_export_onnx(tmp_path, capsys, default_onnx):
+def test_cli_export_onnx(tmp_path, capsys):
     out = tmp_path / "m.onnx"
     assert main(["export", "default", "-o", str(out)]) == 0
     assert "opset 17" in capsys.readouterr().out

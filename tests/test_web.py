@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
 import steg
+from steg import browser as chromium
 from steg import web
 from steg.data import sample_photo_paths
 from steg.inference import shipped_models
@@ -41,7 +42,7 @@ def url():
 @pytest.fixture(scope="module")
 def browser():
     try:
-        with web.launch_chromium() as b:
+        with chromium.launch_chromium() as b:
             yield b
     except web.WebError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -49,7 +50,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, url):
-    p = web.open_page(browser, url)
+    p = chromium.open_page(browser, url)
     yield p
     p.close()
 
@@ -83,7 +84,7 @@ def test_server_content_types(url):
 @pytest.mark.parametrize("size", ["256", "403"])
 def test_page_hides_and_reveals_like_python(page, photos, tmp_path, size):
     cover, secret = photos[f"cover{size}"], photos[f"secret{size}"]
-    result = web.hide_and_reveal(page, cover, secret, tmp_path)
+    result = chromium.hide_and_reveal(page, cover, secret, tmp_path)
 
     model = steg.load_model()
     want_stego = model.hide(load_image(cover), load_image(secret))
@@ -172,7 +173,7 @@ def test_errors_are_one_line_on_the_page(page, photos, tmp_path):
 
 
 def test_screenshot_and_timings(page, photos, tmp_path):
-    web.hide_and_reveal(page, photos["cover256"], photos["secret256"], tmp_path)
+    chromium.hide_and_reveal(page, photos["cover256"], photos["secret256"], tmp_path)
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
     img = Image.open(shot)
