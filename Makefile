@@ -37,11 +37,11 @@ clean:  ## remove run outputs and caches (keeps .venv)
 .PHONY: web browser bench-web
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-web: $(BIN)/python  ## build the browser page: onnxruntime-web (npm) into web/vendor, shipped models as ONNX into web/models
+web: install  ## build the browser page: onnxruntime-web (npm) into web/vendor, shipped models as ONNX into web/models
 	$(BIN)/pip install -q -e ".[onnx]"
 	$(BIN)/python -m steg.web build $(ARGS)
 
-browser: $(BIN)/python  ## install Debian's chromium (apt) and Playwright's Python package for tests/test_web.py
+browser: install  ## install Debian's chromium (apt) and Playwright's Python package for tests/test_web.py
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	$(BIN)/pip install -q -e ".[web]"
 
