@@ -1,14 +1,17 @@
-"""The ``steg`` command line: hide, reveal, eval, export, compare, samples.
+"""The ``steg`` command line: hide, reveal, eval, export, compare, samples, web.
 
     steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--force]
     steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
     steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR]
     steg export CKPT -o MODEL.safetensors [--force]
-    steg compare DIR... [--out DIR] [--metric val/loss] [--by best|final] [--force]
+    steg export MODEL -o NAME.onnx [--force]         (NAME.hide.onnx + NAME.reveal.onnx)
+    steg compare DIR... [--out DIR] [--floor DB] [--metric NAME] [--by best|final] [--force]
+    steg web [--port 8000] [--host 127.0.0.1]
     steg samples DIR [--force]
 
 One module per group of commands (:mod:`steg.cli.images`: hide, reveal, samples;
-:mod:`steg.cli.evaluation`: eval, export; :mod:`steg.cli.report`: compare), each a
+:mod:`steg.cli.evaluation`: eval, export; :mod:`steg.cli.report`: compare;
+:mod:`steg.cli.web`: web), each a
 thin handler over the library (:mod:`steg.inference`, :mod:`steg.evaluate`,
 :mod:`steg.models`). ``--model``: a training checkpoint (.ckpt), an exported
 model (.safetensors) or the name of a shipped model; default ``default``. Every
@@ -36,7 +39,7 @@ EXIT_INTERNAL = 1
 
 def build_parser() -> Parser:
     from steg import __version__
-    from steg.cli import evaluation, images, report
+    from steg.cli import evaluation, images, report, web
 
     parser = Parser(
         prog=PROG,
@@ -48,6 +51,7 @@ def build_parser() -> Parser:
     images.add_parsers(sub)
     evaluation.add_parsers(sub)
     report.add_parsers(sub)
+    web.add_parsers(sub)
     return parser
 
 

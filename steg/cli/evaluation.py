@@ -112,6 +112,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import load_model as load
     from steg.models import export_checkpoint
 
+    if args.onnx or Path(args.output).suffix.lower() == ".onnx":
+        return cmd_export_onnx(args)
     ckpt, out = Path(args.checkpoint), Path(args.output)
     check_output(out, [ckpt], args.force, suffix=".safetensors", what="output",
                  reason="an exported model is a .safetensors file; give an output name ending in .safetensors")
@@ -120,6 +122,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     write_output(out, lambda: export_checkpoint(ckpt, out, force=args.force))
     model = load(out)  # check that the file loads back
     print(f"exported {ckpt} -> {out}: {model.describe()}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """``steg export MODEL -o NAME.onnx``: the hide and reveal graphs (see :mod:`steg.onnx`)."""
+    from steg.onnx import OPSET, OnnxError, export_onnx, onnx_paths
+
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise CLIError("ONNX export needs the 'onnx' package: pip install -e '.[onnx]'") from exc
+    try:
+        paths = onnx_paths(args.output)
+        for path in paths.values():
+            check_output(path, [Path(args.checkpoint)], args.force, suffix=".onnx", what="output")
+        paths = export_onnx(args.checkpoint, args.output, force=args.force)
+    except OnnxError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
+          "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
     return 0
 
 
@@ -146,10 +168,16 @@ def add_parsers(sub) -> None:
                    help="overwrite existing --json / --out files (never an input image)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model",
+    p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model, or any model -> ONNX",
                        description="Write a training checkpoint's nets as one .safetensors file (weights plus the "
-                                   "architecture config as metadata) that loads without Lightning or Hydra.")
-    p.add_argument("checkpoint", metavar="CKPT", help="Lightning checkpoint written by train.py")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors", help="output model file")
+                                   "architecture config as metadata) that loads without Lightning or Hydra; or, "
+                                   "with an output NAME.onnx (or --onnx), write any model's hide and reveal graphs "
+                                   "as NAME.hide.onnx and NAME.reveal.onnx (opset 17, uint8 images, dynamic size).")
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="Lightning checkpoint written by train.py; for ONNX also an exported .safetensors "
+                        "model or a shipped model name")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors",
+                   help="output model file (.safetensors, or NAME.onnx for ONNX)")
+    p.add_argument("--onnx", action="store_true", help="export ONNX graphs (the output must be named NAME.onnx)")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
