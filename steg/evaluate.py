@@ -12,6 +12,11 @@ reports, and what the tests measure the shipped model with::
 Each pair is hidden and revealed exactly as ``steg hide`` / ``steg reveal`` do:
 the stego image is quantized to 8 bits (what a PNG holds) before it is measured
 and before the reveal net sees it, and the revealed image is quantized too.
+
+With ``attacks`` (see :func:`steg.attacks.parse_attacks`), the same 8-bit stego
+image is also distorted by each real attack and revealed again
+(:func:`steg.attacks.attack_pair`); ``result.attack_summary`` holds the
+per-attack means (``steg eval --attack``).
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ class EvalResult:
     ``counts``: pixel-error histograms (256 bins each, keys of ``HISTOGRAMS``'s
     values); ``thumbnails``: the first pairs' cover, secret, stego, revealed
     (C, h, w) tensors for a grid; ``skipped``: one line per pair left out.
+    With attacks: ``attack_rows`` (one dict per pair and attack, ``clean``
+    first, see :func:`steg.attacks.attack_pair`), ``attack_summary``
+    (:func:`steg.attacks.summarize`), ``attack_images`` (the first pair's rows
+    with their (C, h, w) images, for :func:`steg.attacks.attack_grid`, when
+    ``thumbnails`` > 0).
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -61,6 +71,9 @@ class EvalResult:
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     thumbnails: list[dict[str, torch.Tensor]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    attack_rows: list[dict[str, Any]] = field(default_factory=list)
+    attack_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    attack_images: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -109,7 +122,8 @@ def _warn(message: str) -> None:
 
 
 def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None, fit: str = "resize",
-             thumbnails: int = 0, progress: bool = False) -> EvalResult:
+             thumbnails: int = 0, progress: bool = False, attacks: Sequence | str | None = None,
+             attack_seed: int = 0) -> EvalResult:
     """Hide and reveal every pair with ``model`` (a :class:`steg.inference.StegModel`) and measure it.
 
     Args:
@@ -118,14 +132,27 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
             resized first); None: the cover's size, the secret fitted by ``fit``.
         thumbnails: keep this many pairs' images for a grid.
         progress: a progress bar on stderr.
+        attacks: real distortions (:class:`steg.attacks.Attack` list or a spec
+            string such as ``"jpeg:90,crop:0.9"``) to apply to each 8-bit stego
+            image before revealing it again; measured into ``attack_*``.
+        attack_seed: seeds the noise attack's generator (one for the whole run).
 
     Unreadable images and images with a side under :data:`MIN_SIDE` pixels are
     skipped with one warning each (``warnings.warn``) and listed in ``skipped``.
 
     Raises:
         EvalError: no pair could be evaluated.
+        steg.attacks.AttackError: a malformed attack spec (before any image is read).
     """
     from tqdm.auto import tqdm
+
+    if attacks is not None:
+        import numpy as np
+
+        from steg.attacks import attack_pair, parse_attacks, summarize
+
+        attacks = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
+        attack_rng = np.random.default_rng(attack_seed)
 
     if size is not None and size < 1:
         raise EvalError(f"--size must be a positive number of pixels, got {size}")
@@ -165,6 +192,14 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
             errors = ((pred - target).abs() * 255).round().long().flatten()
             result.counts[HISTOGRAMS[pair]] += torch.bincount(errors, minlength=256)
         result.rows.append(row)
+        if attacks:
+            keep = thumbnails > 0 and not result.attack_images
+            pair_rows = attack_pair(model, c, s, attacks, attack_rng, stego=stego, keep_images=keep)
+            if keep:
+                result.attack_images = pair_rows
+            result.attack_rows += [{"cover": str(cover_path), "secret": str(secret_path),
+                                    **{k: v for k, v in r.items() if not isinstance(v, torch.Tensor)}}
+                                   for r in pair_rows]
         if len(result.thumbnails) < thumbnails:
             result.thumbnails.append({k: _thumbnail(v[0]) for k, v in
                                       (("cover", c), ("secret", s), ("stego", stego), ("revealed", revealed))})
@@ -176,6 +211,8 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
         values = [r[key] for r in result.rows if not math.isnan(r[key])]
         result.summary[key] = statistics.fmean(values) if values else float("nan")
         result.summary[f"{key}_median"] = statistics.median(values) if values else float("nan")
+    if attacks:
+        result.attack_summary = summarize(result.attack_rows)
     return result
 
 

@@ -231,3 +231,20 @@ def test_eval_bad_attack_is_one_line_and_writes_nothing(photo_dir, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--attack" in err and "'jpeg:200'" in err and "jpeg:Q" in err
     assert not report.exists()
+
+
+def test_eval_bad_attack_fails_before_the_model_loads(photo_dir, capsys):
+    code = main(["eval", "--covers", str(photo_dir), "--model", "no-such-model", "--attack", "gif:3"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--attack" in err and "no-such-model" not in err
+
+
+def test_eval_existing_attack_grid_is_kept_without_force(photo_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eval_attacks.png").write_bytes(b"mine")
+    code = main(["eval", "--covers", str(photo_dir), "--size", "64", "--attack", "jpeg:90", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "eval_attacks.png" in err
+    assert (out / "eval_attacks.png").read_bytes() == b"mine"
+    assert not (out / "eval_grid.png").exists()

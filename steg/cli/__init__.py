@@ -2,7 +2,7 @@
 
     steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--force]
     steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
-    steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR]
+    steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR] [--attack SPECS]
     steg export CKPT -o MODEL.safetensors [--force]
     steg export MODEL -o NAME.onnx [--force]         (NAME.hide.onnx + NAME.reveal.onnx)
     steg compare DIR... [--out DIR] [--floor DB] [--metric NAME] [--by best|final] [--force]
@@ -74,7 +74,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from PIL import Image
 
     types: list[type[BaseException]] = [CLIError, Image.DecompressionBombError, Image.DecompressionBombWarning]
-    for module, name in (("steg.io", "ImageError"), ("steg.models", "ModelError"), ("steg.evaluate", "EvalError")):
+    for module, name in (("steg.io", "ImageError"), ("steg.models", "ModelError"), ("steg.evaluate", "EvalError"),
+                         ("steg.attacks", "AttackError")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)

@@ -12,6 +12,7 @@ from steg.cli.common import CLIError, add_model_options, check_output, load_mode
 
 GRID_NAME = "eval_grid.png"
 HISTOGRAM_NAME = "eval_error_histograms.png"
+ATTACK_GRID_NAME = "eval_attacks.png"
 GRID_ROWS = 4
 
 
@@ -39,6 +40,18 @@ def _grid_tiles(thumbnails: list[dict[str, Any]]):
     return {k: stack(k) for k in ("cover", "secret", "stego", "revealed")}
 
 
+def _parse_attack_option(text: str | None):
+    """--attack SPECS -> a list of steg.attacks.Attack (None without the option); one-line error when malformed."""
+    if text is None:
+        return None
+    from steg.attacks import AttackError, parse_attacks
+
+    try:
+        return parse_attacks(text)
+    except AttackError as exc:
+        raise CLIError(f"--attack: {exc}") from None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from steg.evaluate import EvalError, evaluate, folder_pairs, table
     from steg.io import write_text
@@ -47,6 +60,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(f"--size must be a positive number of pixels, got {args.size}")
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    attacks = _parse_attack_option(args.attack)  # before anything slow: a bad spec fails at once
     try:
         pairs = folder_pairs(args.covers, args.secrets)
     except EvalError as exc:
@@ -61,18 +75,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise CLIError(f"--out {out_dir} exists and is not a folder")
-        for name in (GRID_NAME, HISTOGRAM_NAME):
+        for name in (GRID_NAME, HISTOGRAM_NAME) + ((ATTACK_GRID_NAME,) if attacks else ()):
             check_output(out_dir / name, inputs, args.force, what="--out file", reason="")
 
     model = load_model(args)
     result = evaluate(model, pairs, size=args.size, fit=args.fit,
-                      thumbnails=GRID_ROWS if out_dir is not None else 0, progress=len(pairs) > 4)
+                      thumbnails=GRID_ROWS if out_dir is not None else 0, progress=len(pairs) > 4,
+                      attacks=attacks)
     one_folder = args.secrets is None
     size_text = f"{args.size}x{args.size} (centre crop)" if args.size else f"cover size (secret fitted by {args.fit})"
     print(f"model: {model.describe()}")
     print(f"pairs: {result.n} ({'one folder, image i hides image i+1' if one_folder else 'two folders'}), "
           f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
     print(table(result.summary))
+    if attacks:
+        from steg.attacks import attack_table
+
+        print("\nrevealed secret under real distortions (Pillow codecs; 8-bit; mean over pairs):")
+        print(attack_table(result.attack_summary))
     if result.skipped:
         print(f"skipped {len(result.skipped)} pair(s)")
 
@@ -85,6 +105,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_output(out_dir / HISTOGRAM_NAME, lambda: plot_error_histograms(
             result.counts, out_dir / HISTOGRAM_NAME, title=f"pixel errors over {result.n} pairs (8-bit)"))
         print(f"wrote {out_dir / GRID_NAME} and {out_dir / HISTOGRAM_NAME}")
+        if result.attack_images:
+            from steg.attacks import attack_grid
+
+            attack_img = attack_grid(result.attack_images)
+            write_output(out_dir / ATTACK_GRID_NAME,
+                         lambda: save_image(attack_img, out_dir / ATTACK_GRID_NAME, format="PNG"))
+            print(f"wrote {out_dir / ATTACK_GRID_NAME}")
 
     if json_path is not None:
         report = {
@@ -102,6 +129,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "skipped": result.skipped,
             "images": [{k: _finite(v) for k, v in r.items()} for r in result.rows],
         }
+        if attacks:
+            report["attacks"] = {name: {k: _finite(v) for k, v in s.items()}
+                                 for name, s in result.attack_summary.items()}
+            report["attack_images"] = [{k: _finite(v) for k, v in r.items()} for r in result.attack_rows]
         text = json.dumps(report, indent=2, allow_nan=False) + "\n"
         write_output(json_path, lambda: write_text(json_path, text))
         print(f"wrote {json_path}")
@@ -164,6 +195,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="write the report (means, medians, per-image rows) as JSON")
     p.add_argument("--out", metavar="DIR",
                    help=f"write {GRID_NAME} (first pairs) and {HISTOGRAM_NAME} (pixel errors) there")
+    p.add_argument("--attack", metavar="SPECS",
+                   help="also reveal from stego images distorted by real codecs and report each: comma-separated "
+                        "jpeg:Q, webp:Q, noise:SIGMA (levels), resize:SCALE, blur:RADIUS, crop:FRACTION, e.g. "
+                        "jpeg:90,jpeg:75,webp:80,noise:2,resize:0.5,blur:1,crop:0.9 (table, JSON 'attacks', "
+                        f"--out/{ATTACK_GRID_NAME})")
     p.add_argument("--force", "-f", action="store_true",
                    help="overwrite existing --json / --out files (never an input image)")
     p.set_defaults(func=cmd_eval)
