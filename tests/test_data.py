@@ -158,7 +158,7 @@ def test_setup_is_idempotent_and_loaders_are_configured(trees):
     assert dm.train_dataset is train and dm.val_dataset is val
     train_loader, val_loader = dm.train_dataloader(), dm.val_dataloader()
     assert train_loader.drop_last and not val_loader.drop_last
-    assert isinstance(train_loader.sampler, torch.utils.data.RandomSampler)
+    assert isinstance(train_loader.sampler, data.EpochSampler)
     assert isinstance(val_loader.sampler, torch.utils.data.SequentialSampler)
     assert train_loader.persistent_workers and val_loader.persistent_workers
     assert not _make_dm("folder", trees).persistent_workers

@@ -25,7 +25,7 @@ from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, loa
 # The DataModules import Lightning: loaded on first use, so that `from steg.data import
 # sample_photo_paths` (steg samples, the light inference path) stays free of it.
 _LAZY = {
-    "StegPairs": "pairs", "Tile": "pairs", "tile_boxes": "pairs", "PairDataModule": "pairs",
+    "StegPairs": "pairs", "EpochSampler": "pairs", "Tile": "pairs", "tile_boxes": "pairs", "PairDataModule": "pairs",
     "SampleDataModule": "sample", "FolderDataModule": "folder", "DIV2KDataModule": "div2k",
     "TinyImageNetDataModule": "tiny_imagenet",
 }
@@ -48,6 +48,7 @@ __all__ = [
     "check_images",
     "sample_photo_paths",
     "StegPairs",
+    "EpochSampler",
     "Tile",
     "tile_boxes",
     "PairDataModule",

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Union
 
 import lightning as L
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from steg.io import ImageSource, _convert_mode, _warn_skipped, check_images, find_images, load_image, to_tensor
 
-__all__ = ["StegPairs", "PairDataModule", "Tile", "tile_boxes", "FEW_STEPS"]
+__all__ = ["StegPairs", "PairDataModule", "EpochSampler", "Tile", "tile_boxes", "FEW_STEPS"]
 
 #: An epoch with fewer optimizer steps than this gets a one-line warning.
 FEW_STEPS = 10
@@ -106,6 +106,40 @@ def tile_boxes(
             for j in range(q)]
 
 
+class EpochSampler(Sampler):
+    """Shuffled training order that is a function of (seed, epoch) only; yields ``(index, item_seed)``.
+
+    The order of epoch ``e`` is ``randperm(length)`` from a generator seeded with
+    (seed, e), and each item gets its own seed (seed, e, index) for its crops,
+    flips and random partner (see :meth:`StegPairs.__getitem__`). Nothing depends
+    on what ran before, on DataLoader workers or on the DDP rank, so a resumed
+    run replays exactly the epochs of an uninterrupted one. Lightning calls
+    :meth:`set_epoch` at each epoch start (through its DDP wrapper too).
+
+    Args:
+        length: number of items (the dataset's length).
+        seed: base seed; None draws one from torch's global generator (not reproducible).
+    """
+
+    def __init__(self, length: int, seed: int | None = None):
+        self.length = length
+        self.seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        from steg.checkpoints import epoch_seed
+
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        for index in torch.randperm(self.length, generator=generator).tolist():
+            yield index, epoch_seed(self.seed, self.epoch, index)
+
+
 class StegPairs(Dataset):
     """(cover, secret) pairs of images, each a float32 tensor (channels, image_size, image_size) in [0, 1].
 
@@ -134,8 +168,9 @@ class StegPairs(Dataset):
         length: the dataset's length (index modulo the number of pairs);
             overrides ``repeats`` (``data.samples_per_epoch``).
 
-    All randomness uses torch's global RNG, so seeding it (per epoch:
-    :class:`steg.callbacks.EpochSeed`) makes it reproducible.
+    Randomness (crops, flips, random partners): indexed by ``(index, seed)`` (what
+    :class:`EpochSampler` yields), from a generator seeded with ``seed``; indexed
+    by a plain int, from torch's global generator.
     """
 
     def __init__(
@@ -184,7 +219,7 @@ class StegPairs(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def pair_indices(self, index: int) -> tuple[int, int]:
+    def pair_indices(self, index: int, generator: torch.Generator | None = None) -> tuple[int, int]:
         """Item indices (cover, secret) of pair ``index``; random pairing draws the secret."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} pairs")
@@ -192,38 +227,40 @@ class StegPairs(Dataset):
         cover = index % self.num_pairs
         if self.pairing == "split":
             return cover, cover + n // 2
-        secret = int(torch.randint(0, n - 1, ()))
+        secret = int(torch.randint(0, n - 1, (), generator=generator))
         return cover, secret + (secret >= cover)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pair ``index`` -> (cover, secret), each (channels, image_size, image_size)."""
-        cover, secret = self.pair_indices(index)
-        return self.load_item(cover), self.load_item(secret)
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair ``index`` (or ``(index, seed)``) -> (cover, secret), each (channels, image_size, image_size)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        cover, secret = self.pair_indices(index, generator)
+        return self.load_item(cover, generator), self.load_item(secret, generator)
 
     def _open(self, source: ImageSource) -> Image.Image:
         return source if isinstance(source, Image.Image) else load_image(source, self.channels)
 
-    def load_item(self, item: int) -> torch.Tensor:
+    def load_item(self, item: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Image ``item`` cropped/resized (and flipped when training) -> (channels, image_size, image_size)."""
         source = self.sources[item]
         if isinstance(source, Tile):
             return to_tensor(_prepare(self._open(source.source), self.image_size, self.mode).crop(source.box))
-        tensor = to_tensor(self._fit(self._open(source)))
+        tensor = to_tensor(self._fit(self._open(source), generator))
         if self.flip:
-            if torch.rand(()) < 0.5:
+            if torch.rand((), generator=generator) < 0.5:
                 tensor = tensor.flip(-1)
-            if torch.rand(()) < 0.5:
+            if torch.rand((), generator=generator) < 0.5:
                 tensor = tensor.flip(-2)
         return tensor
 
-    def _fit(self, img: Image.Image) -> Image.Image:
+    def _fit(self, img: Image.Image, generator: torch.Generator | None = None) -> Image.Image:
         """Crop (random when training in crop mode, else centre) to image_size x image_size."""
         size = self.image_size
         img = _prepare(img, size, self.mode)
         w, h = img.size
         if self.train and self.mode == "crop":
-            left = int(torch.randint(0, w - size + 1, ()))
-            top = int(torch.randint(0, h - size + 1, ()))
+            left = int(torch.randint(0, w - size + 1, (), generator=generator))
+            top = int(torch.randint(0, h - size + 1, (), generator=generator))
         else:
             left, top = (w - size) // 2, (h - size) // 2
         return img.crop((left, top, left + size, top + size))
@@ -248,6 +285,8 @@ class PairDataModule(L.LightningDataModule):
         val_tiles_per_image: validation takes up to this many fixed,
             non-overlapping image_size tiles of each validation image (evenly
             spread over it), instead of one centre crop.
+        seed: seed of the training order, crops, flips and random pairs, per
+            epoch (:class:`EpochSampler`); None: a random one.
 
     Subclasses implement ``_build_datasets``. ``setup()`` scans and checks the
     files once (idempotent) and exposes ``train_dataset`` / ``val_dataset``.
@@ -265,6 +304,7 @@ class PairDataModule(L.LightningDataModule):
         val_limit: int | None = None,
         samples_per_epoch: int | None = None,
         val_tiles_per_image: int = 1,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         _check_int("data.image_size", image_size, 16)
@@ -291,6 +331,7 @@ class PairDataModule(L.LightningDataModule):
         self.val_limit = val_limit
         self.samples_per_epoch = samples_per_epoch
         self.val_tiles_per_image = val_tiles_per_image
+        self.seed = seed
         self.train_dataset: StegPairs | None = None
         self.val_dataset: StegPairs | None = None
 
@@ -313,6 +354,13 @@ class PairDataModule(L.LightningDataModule):
 
     def _warn_short_epoch(self) -> None:
         processes = self.trainer.world_size if self.trainer is not None else 1
+        if processes > 1 and len(self.val_dataset) % processes:
+            warnings.warn(
+                f"data: {len(self.val_dataset)} validation pairs do not divide among {processes} processes; the "
+                f"distributed sampler repeats {processes - len(self.val_dataset) % processes} of them, so validation "
+                "figures differ slightly from one process (make data.val_tiles / val_limit a multiple)",
+                stacklevel=2,
+            )
         steps = len(self.train_dataset) // (self.batch_size * processes)
         if steps < FEW_STEPS:
             warnings.warn(
@@ -351,7 +399,7 @@ class PairDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=EpochSampler(len(dataset), self.seed) if train else None,
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
