@@ -8,8 +8,8 @@
   ``best.ckpt`` truly best across a resume into another or a moved folder.
 - :class:`RunState`: the run's resolved config, W&B run id and training wall time,
   kept in every checkpoint so that ``ckpt_path=...`` needs no override repeated.
-- :class:`EpochSeed`: reseeds Python, NumPy and torch from (seed, epoch, rank) at every
-  epoch start.
+- :class:`EpochSeed`: reseeds Python, NumPy and torch from (seed, epoch, batch, rank)
+  before every training step.
 - :class:`ContinuedCSVLogger`: Lightning's CSV logger, appending to an existing
   ``metrics.csv`` instead of deleting it.
 
@@ -18,7 +18,7 @@ a sampler position, every source of randomness is a function of (``seed``, epoch
 training order and each pair's crops, flips and random partner come from
 :class:`steg.data.pairs.EpochSampler` (seeded per epoch and per item, so DataLoader
 workers and DDP ranks do not matter), and the global generators (noise layers, anything
-else) are reseeded by :class:`EpochSeed` at each epoch start. ``last.ckpt`` is written at
+else) are reseeded by :class:`EpochSeed` before each training step. ``last.ckpt`` is written at
 every epoch end, so a run killed at any point and resumed from it replays exactly the
 epochs an uninterrupted run would (``tests/test_resume.py`` kills one with SIGKILL). With
 ``seed: null`` nothing is seeded and a resume is not exact.
@@ -146,20 +146,21 @@ def epoch_seed(seed: int, epoch: int, *more: int) -> int:
 
 
 class EpochSeed(L.Callback):
-    """Reseed Python, NumPy and torch (CPU and CUDA) from (seed, epoch, global rank) at every epoch start.
+    """Reseed Python, NumPy and torch (CPU and CUDA) from (seed, epoch, batch, global rank) before every step.
 
-    Makes the global generators' use within an epoch (noise layers, anything not
-    seeded per item) independent of what ran before, so a resumed run draws what
-    the uninterrupted run drew. ``seed=None``: nothing is done.
+    Makes the global generators' use in a training step (noise layers, anything
+    not seeded per item) independent of what ran before it (a resumed run's
+    sanity check and DataLoader set-up draw from them in another order), so a
+    resumed run draws what the uninterrupted run drew. ``seed=None``: nothing is done.
     """
 
     def __init__(self, seed: int | None):
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if self.seed is None:
             return
-        value = epoch_seed(self.seed, trainer.current_epoch, trainer.global_rank)
+        value = epoch_seed(self.seed, trainer.current_epoch, batch_idx, trainer.global_rank)
         random.seed(value)
         np.random.seed(value)
         torch.manual_seed(value)
