@@ -210,7 +210,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (pickle/zip/torch errors alike)
         raise ValueError(f"ckpt_path={path} is not a readable training checkpoint ({type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
