@@ -14,7 +14,6 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -262,7 +261,8 @@ def train(cfg: DictConfig) -> float | None:
     try:
         trainer.fit(parts["module"], datamodule=parts["datamodule"], ckpt_path=cfg.get("ckpt_path"))
     except BaseException as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt) or trainer.state.status == TrainerStatus.INTERRUPTED
+        # Lightning turns Ctrl-C into SystemExit(1), and SIGTERM into a SystemExit subclass.
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status, error = ("interrupted" if interrupted else "failed"), exc
         for cb in (callback(trainer, MetricHistory), callback(trainer, ErrorHistograms)):
             if cb is not None:
