@@ -611,3 +611,13 @@ def test_steg_pairs_rejects_bad_arguments(tmp_path):
         StegPairs(paths, pairing="x")
     with pytest.raises(IndexError):
         StegPairs(paths)[1]
+
+
+def test_validation_set_that_does_not_divide_among_processes_warns(trees):
+    class FakeTrainer:
+        world_size = 3
+
+    dm = _make_dm("folder_val_root", trees, val_tiles_per_image=1)  # 5 images -> 2 pairs
+    dm.trainer = FakeTrainer()
+    with pytest.warns(UserWarning, match="2 validation pairs do not divide among 3 processes"):
+        dm.setup()
