@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: help install demo train test bench clean
+.PHONY: help install demo train test test-full bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ demo: install  ## set up, then train the default model on the embedded photos (~
 train:  ## train with Hydra overrides: make train ARGS="model=baluja beta=0.5"
 	$(BIN)/python train.py $(ARGS)
 
-test: install  ## run the test suite (a few minutes on 2 CPU cores)
+test: install  ## the fast test suite (under 5 minutes on 2 CPU cores; no subprocess, DDP, Optuna or bench tests)
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+test-full: install  ## every test, slow ones included (what .ci/run runs)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q $(ARGS)
 
 bench: install  ## speed, inference and quality-at-budget benchmarks -> experiments/bench (~3 h; ARGS="--budget-min 10")

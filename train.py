@@ -1,18 +1,64 @@
 """Train hide + reveal networks: `python train.py model=subpixel beta=0.75`.
 
 Configs live in conf/ (see conf/train.yaml); all the work is in steg.training.
+A bad setting or file ends the run with one line on stderr naming it (exit code 1)
+and removes the run folder Hydra made for it, if nothing was trained into it;
+HYDRA_FULL_ERROR=1 shows the traceback instead.
 """
+
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The constructor's own error, which Hydra wraps in InstantiationException."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _remove_if_untouched(run_dir: Path) -> None:
+    """Remove the run folder if it holds only Hydra's .hydra/ (the run failed before writing anything)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from steg.io import one_line
     from steg.training import train
 
-    return train(cfg)
+    try:
+        return train(cfg)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        run_dir = Path(cfg.paths.run_dir)
+        _remove_if_untouched(run_dir)
+        kept = f" (run folder kept, marked failed: {run_dir})" if (run_dir / "metrics.json").is_file() else ""
+        print(f"error: {one_line(_root_cause(exc))}{kept}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+#: Groups that `group=null` switches off (Hydra itself only accepts `~group` for a non-null default).
+NULLABLE_GROUPS = ("logger", "scheduler", "callbacks", "debug", "experiment", "hparams_search")
+
+
+def null_groups(argv: list[str]) -> list[str]:
+    """``logger=null`` -> ``~logger`` (likewise for :data:`NULLABLE_GROUPS`); other arguments unchanged."""
+    return [f"~{a.split('=', 1)[0]}" if a.split("=", 1)[0] in NULLABLE_GROUPS and a.split("=", 1)[1:] == ["null"]
+            else a for a in argv]
 
 
 if __name__ == "__main__":
+    sys.argv = null_groups(sys.argv)
     main()

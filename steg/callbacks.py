@@ -56,6 +56,7 @@ class ErrorHistograms(L.Callback):
     def __init__(self, path: str):
         self.path = Path(path)
         self.counts: dict[str, torch.Tensor] = {}
+        self.epoch = 0
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self.counts = {}
@@ -72,11 +73,16 @@ class ErrorHistograms(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         # Sum the counts over processes so the histogram covers the whole set.
         self.counts = {k: trainer.strategy.reduce(v.float(), reduce_op="sum").cpu() for k, v in self.counts.items()}
+        self.epoch = trainer.current_epoch
 
     def on_fit_end(self, trainer, pl_module):
+        self.write_plot(trainer)
+
+    def write_plot(self, trainer) -> None:
+        """Plot the last validation epoch's counts (also called by train() after Ctrl-C or a failure)."""
         if trainer.is_global_zero and self.counts:
             plot_error_histograms(self.counts, self.path,
-                                  title=f"validation pixel errors after epoch {trainer.current_epoch - 1}")
+                                  title=f"validation pixel errors after epoch {self.epoch}")
 
 
 class MetricHistory(L.Callback):
@@ -107,6 +113,10 @@ class MetricHistory(L.Callback):
             self.history.append(row)
 
     def on_fit_end(self, trainer, pl_module):
+        self.write_plot(trainer)
+
+    def write_plot(self, trainer) -> None:
+        """Loss curves of the whole history (also called by train() after Ctrl-C or a failure)."""
         if trainer.is_global_zero and self.history:
             plot_curves(self.history, self.curves_path)
 

@@ -15,6 +15,7 @@ and the revealed image is quantized too before it is measured.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import lightning as L
@@ -39,7 +40,8 @@ class StegModule(L.LightningModule):
         loss: the per-image loss used for both the cover and the secret.
         beta: weight of the secret loss.
         optimizer: ``partial`` that takes ``params`` (Hydra ``_partial_: true``).
-        scheduler: ``partial`` that takes ``optimizer``, or None.
+        scheduler: ``partial`` that takes ``optimizer`` (and ``total_steps``, for the
+            :mod:`steg.schedules` laid out over the run, stepped every step), or None.
         scheduler_monitor: metric for schedulers that need one (ReduceLROnPlateau).
         scheduler_interval: "epoch" or "step".
         quantize_train: feed the reveal net the 8-bit stego image in training too
@@ -103,8 +105,9 @@ class StegModule(L.LightningModule):
         for pair, terms in (("cover", cover_terms), ("secret", secret_terms)):
             for name, value in terms.items():
                 logs[f"{stage}/{pair}_{name}"] = value
+        # sync_dist: the epoch-level train/loss is the mean over every DDP process, like its terms.
         self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=not on_step, batch_size=cover.shape[0])
+                 sync_dist=True, batch_size=cover.shape[0])
         logs.pop(f"{stage}/loss")
         self.log_dict({k: v.detach() for k, v in logs.items()}, on_step=False, on_epoch=True,
                       sync_dist=True, batch_size=cover.shape[0])
@@ -150,14 +153,15 @@ class StegModule(L.LightningModule):
         optimizer = factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        interval = self.scheduler_interval
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:  # steg.schedules: over the run
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+            interval = "step"
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "monitor": self.scheduler_monitor,
-                "interval": self.scheduler_interval,
-            },
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": interval},
         }
 
     # -- checkpoints ----------------------------------------------------------

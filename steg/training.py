@@ -1,50 +1,118 @@
 """``train(cfg)``: build everything from a composed Hydra config, fit, report.
 
 Called by the thin ``train.py`` at the repository root; tests call it directly
-with a config composed by Hydra's ``compose``.
+with a config composed by Hydra's ``compose``. What a checkpoint holds and how a
+run resumes: :mod:`steg.checkpoints`; what a run reports: :mod:`steg.reporting`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
+import numbers
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from steg.callbacks import ErrorHistograms, ImageGrids, MetricHistory
+from steg.callbacks import ErrorHistograms, MetricHistory
+from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
+from steg.io import one_line, write_text
+from steg.metrics import higher_is_better
+from steg.reporting import build_report, callback, log_to_wandb, print_summary, write_report
 
-__all__ = ["train", "instantiate_run", "SweepConfigError", "configure_sweep_job"]
+__all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
 
-SUMMARY_METRICS = ("psnr_stego", "ssim_stego", "apd_stego", "psnr_secret", "ssim_secret", "apd_secret")
+#: Top-level keys a resume takes from the checkpoint's own config (the command line still wins).
+RESTORED = ("model", "data", "loss", "module", "optimizer", "scheduler", "beta", "channels", "seed")
 
 
-def instantiate_run(cfg: DictConfig) -> dict[str, Any]:
-    """Build data, net, loss, LightningModule, callbacks, loggers and trainer."""
+def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build data, net, loss, LightningModule, callbacks, loggers and trainer (config checked first)."""
     instantiate = hydra.utils.instantiate
     _check_config(cfg)
-    datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
+    _check_image_size(cfg, net)
+    datamodule = instantiate(cfg.data)
     loss = instantiate(cfg.loss)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = instantiate(cfg.module, net=net, loss=loss, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return {"datamodule": datamodule, "module": module, "trainer": trainer}
 
 
 def _check_config(cfg: DictConfig) -> None:
-    if cfg.channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels}")
+    """One-line errors naming the setting, before anything is built or written."""
+    if cfg.channels not in (1, 3) or isinstance(cfg.channels, bool):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels!r}")
+    beta = cfg.beta
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
+        raise ValueError(f"beta must be a number >= 0 (the weight of the secret loss), got {beta!r}")
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
+
+
+def _check_image_size(cfg: DictConfig, net: Any) -> None:
+    multiple = int(getattr(net, "size_multiple", 1))
+    size = cfg.data.get("image_size")
+    if isinstance(size, int) and multiple > 1 and size % multiple:
+        lower, upper = size - size % multiple, size - size % multiple + multiple
+        raise ValueError(
+            f"data.image_size={size} is not a multiple of {multiple}, which model {net.name} needs; "
+            f"use data.image_size={lower if lower >= 16 else upper} or {upper}"
+        )
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def restore_config(cfg: DictConfig, saved: dict[str, Any] | None, overrides: list[str]) -> DictConfig:
+    """``cfg`` with the :data:`RESTORED` keys taken from the resumed run's ``saved`` (resolved) config.
+
+    A command-line override wins: ``model=unet`` or ``beta=0.5`` replaces the key,
+    ``data.batch_size=8`` changes that value of the restored group. Values that are
+    interpolations in ``cfg`` (``data.channels: ${channels}``) stay interpolations.
+    """
+    if not saved:
+        return cfg
+    keys = [_override_key(o) for o in overrides]
+    merged = cfg.copy()
+    with open_dict(merged):
+        for key in RESTORED:
+            if key not in saved or key in keys:
+                continue
+            value = saved[key]
+            raw = OmegaConf.to_container(cfg[key], resolve=False) if isinstance(cfg.get(key), DictConfig) else None
+            if isinstance(value, dict) and raw is not None:
+                value = dict(value)
+                value.update({k: v for k, v in raw.items() if isinstance(v, str) and "${" in v and k in value})
+            merged[key] = value
+            for dotted in (k for k in keys if k.startswith(key + ".")):
+                OmegaConf.update(merged, dotted, OmegaConf.select(cfg, dotted), force_add=True)
+    return merged
+
+
+def _command_line_overrides() -> list[str]:
+    hydra_cfg = _hydra_config()
+    return list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+
+
+def _resume_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
+    """Read ``ckpt_path`` and restore the run's config from it (or from its run folder's config.yaml)."""
+    if not cfg.get("ckpt_path"):
+        return cfg, None
+    resume = read_checkpoint(cfg.ckpt_path)
+    saved = resume["config"]
+    if saved is None:  # a checkpoint from before RunState: its run folder's config.yaml
+        folder_config = Path(cfg.ckpt_path).resolve().parent.parent / "config.yaml"
+        saved = OmegaConf.to_container(OmegaConf.load(folder_config)) if folder_config.is_file() else None
+    return restore_config(cfg, saved, _command_line_overrides()), resume
 
 
 class SweepConfigError(ValueError):
@@ -57,8 +125,6 @@ MULTIRUN_DDP_MESSAGE = (
 )
 # Hydra launchers that run every job inside this process tree (Lightning's ddp would re-run sys.argv, i.e. the sweep).
 _LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
-# Metrics where larger is better; every other one (losses, mse, apd, hist) is minimised.
-_MAXIMIZED = ("psnr_stego", "psnr_secret", "ssim_stego", "ssim_secret")
 
 
 def _hydra_config() -> DictConfig | None:
@@ -116,7 +182,7 @@ def _check_sweep(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     direction = hydra_cfg.get("sweeper", {}).get("direction")
     metric = cfg.get("optimized_metric")
     if direction is not None and metric and not isinstance(direction, (list, ListConfig)):
-        wanted = "maximize" if str(metric).endswith(_MAXIMIZED) else "minimize"
+        wanted = "maximize" if higher_is_better(str(metric)) else "minimize"
         if str(direction).rsplit(".", 1)[-1] != wanted:
             raise SweepConfigError(
                 f"optimized_metric={metric} should be {wanted}d but hydra.sweeper.direction={direction}; "
@@ -152,118 +218,76 @@ def configure_sweep_job(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train hide + reveal nets as configured; return ``cfg.optimized_metric``.
+    """Train hide + reveal nets as configured; return ``cfg.optimized_metric`` (final value).
 
     Writes into ``cfg.paths.run_dir``: checkpoints, the CSV log, the offline W&B
     run, per-epoch image grids, loss curves, pixel-error histograms,
-    ``config.yaml`` (resolved) and ``metrics.json``; prints a summary.
+    ``config.yaml`` (resolved) and ``metrics.json``; prints a summary. With
+    ``ckpt_path`` the run continues (config, history, best checkpoint, CSV rows,
+    W&B run). Ctrl-C or a failure during training still writes the report, plots
+    and summary (``status`` "interrupted" / "failed"), then re-raises.
+
+    Raises:
+        ValueError / FileNotFoundError: a bad setting, named in one line, before
+            anything is written; ``optimized_metric`` that was never logged.
     """
     configure_sweep_job(cfg)
+    cfg, resume = _resume_config(cfg)
+    _check_config(cfg)
+    if resume and resume["wandb_id"] and (cfg.get("logger") or {}).get("wandb"):
+        with open_dict(cfg):  # continue the same W&B run
+            cfg.logger.wandb.id = resume["wandb_id"]
+            cfg.logger.wandb.resume = "allow"
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-
-    parts = instantiate_run(cfg)
+    parts = instantiate_run(cfg, resolved)
     trainer: L.Trainer = parts["trainer"]
+    parts["datamodule"].trainer = trainer
+    parts["datamodule"].setup("fit")  # data errors (bad root, too few images) before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:  # every DDP process runs this; one writes
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+        if resume:
+            old_csv = Path(cfg.ckpt_path).resolve().parent.parent / "csv" / "metrics.csv"
+            continue_csv(run_dir / "csv" / "metrics.csv", old_csv, resume["global_step"])
+    state = callback(trainer, RunState)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            state.wandb_id = logger.experiment.id
+    status, error = "finished", None
     try:
         trainer.fit(parts["module"], datamodule=parts["datamodule"], ckpt_path=cfg.get("ckpt_path"))
-        report = write_report(trainer, run_dir, cfg)
+    except BaseException as exc:
+        # Lightning turns Ctrl-C into SystemExit(1), and SIGTERM into a SystemExit subclass.
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        status, error = ("interrupted" if interrupted else "failed"), exc
+        for cb in (callback(trainer, MetricHistory), callback(trainer, ErrorHistograms)):
+            if cb is not None:
+                cb.write_plot(trainer)
+        raise
     finally:
+        report = build_report(trainer, run_dir, cfg, parts["module"].net.name, status,
+                              None if error is None else one_line(error))
+        if trainer.is_global_zero:
+            report = write_report(report, run_dir)
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.finish()
-    if trainer.is_global_zero:
-        print_summary(report)
-    value = report["final"].get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
-    return float(value) if value is not None else None
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                log_to_wandb(trainer, report)
+                logger.experiment.finish(exit_code=0 if status == "finished" else 1)
+        if trainer.is_global_zero:
+            print_summary(report)
+    return _optimized_value(cfg, report)
 
 
-def _callback(trainer: L.Trainer, kind: type) -> Any:
-    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
-
-
-def write_report(trainer: L.Trainer, run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
-    """Gather final and best figures and artifact paths into ``metrics.json``."""
-    history_cb = _callback(trainer, MetricHistory)
-    history = history_cb.history if history_cb else []
-    val_rows = [row for row in history if any(k.startswith("val/") for k in row)]
-    final = {k: v for k, v in (val_rows[-1] if val_rows else {}).items()}
-    checkpoint = _callback(trainer, ModelCheckpoint)
-    best: dict[str, Any] = {}
-    if checkpoint is not None and checkpoint.monitor and val_rows:
-        sign = 1 if checkpoint.mode == "min" else -1
-        scored = [r for r in val_rows if checkpoint.monitor in r and math.isfinite(r[checkpoint.monitor])]
-        if scored:
-            best_row = min(scored, key=lambda r: sign * r[checkpoint.monitor])
-            best = {"monitor": checkpoint.monitor, "mode": checkpoint.mode, **best_row}
-    best_per_metric = {}
-    for name in SUMMARY_METRICS:
-        key = f"val/{name}"
-        values = [r[key] for r in val_rows if key in r]
-        if values:
-            best_per_metric[key] = min(values) if name.startswith("apd") else max(values)
-    grids = _callback(trainer, ImageGrids)
-    hists = _callback(trainer, ErrorHistograms)
-    wandb_dir = None
-    for logger in trainer.loggers if trainer.is_global_zero else []:
-        if isinstance(logger, WandbLogger):
-            wandb_dir = str(Path(logger.experiment.dir).parent)
-    paths = {
-        "run_dir": str(run_dir),
-        "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
-        "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
-        "csv": str(run_dir / "csv" / "metrics.csv"),
-        "last_grid": str(grids.last_path) if grids and grids.last_path else None,
-        "loss_curves": str(history_cb.curves_path) if history_cb else None,
-        "error_histograms": str(hists.path) if hists else None,
-        "wandb_run": wandb_dir,
-    }
-    report = {
-        "model": trainer.lightning_module.net.name,
-        "beta": cfg.beta,
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "final": final,
-        "best": best,
-        "best_per_metric": best_per_metric,
-        "paths": paths,
-        "note": "validation figures on held-out images; stego and revealed quantized to 8 bits",
-    }
-    if trainer.is_global_zero:
-        tmp = run_dir / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, run_dir / "metrics.json")
-    return report
-
-
-def print_summary(report: dict[str, Any]) -> None:
-    final, best = report["final"], report["best"]
-
-    def fmt(row: dict[str, float]) -> str:
-        if not row:
-            return "(no validation epoch ran)"
-        return (
-            f"stego PSNR {row.get('val/psnr_stego', float('nan')):.2f} dB, SSIM {row.get('val/ssim_stego', float('nan')):.4f} | "
-            f"secret PSNR {row.get('val/psnr_secret', float('nan')):.2f} dB, SSIM {row.get('val/ssim_secret', float('nan')):.4f}"
-        )
-
-    lines = [
-        "",
-        f"== steg: {report['model']} beta={report['beta']} after {report['epochs']} epochs, {report['steps']} steps ==",
-        f"final validation (8-bit): {fmt(final)}",
-    ]
-    if best:
-        lines.append(f"best ({best['monitor']}, epoch {best['epoch']}): {fmt(best)}")
-    paths = report["paths"]
-    for key in ("run_dir", "best_checkpoint", "last_checkpoint", "csv", "last_grid", "loss_curves", "error_histograms"):
-        if paths.get(key):
-            lines.append(f"  {key:17s} {paths[key]}")
-    lines.append(f"  {'metrics':17s} {Path(paths['run_dir']) / 'metrics.json'}")
-    if paths.get("wandb_run"):
-        lines.append(f"  {'wandb (offline)':17s} upload with: wandb sync {paths['wandb_run']}")
-    print("\n".join(lines), flush=True)
+def _optimized_value(cfg: DictConfig, report: dict[str, Any]) -> float | None:
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    value = report["final"].get(metric, report["history"][-1].get(metric) if report["history"] else None)
+    if metric not in report["final"] and not any(metric in row for row in report["history"]):
+        logged = sorted({k for row in report["history"] for k in row if "/" in k})
+        raise ValueError(f"optimized_metric={metric} was never logged; logged metrics: {', '.join(logged) or 'none'}")
+    return None if value is None else float(value)

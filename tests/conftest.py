@@ -19,6 +19,17 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+#: Test files that run train.py / steg as subprocesses, DDP, Optuna or the benchmark: `make test-full` only.
+SLOW_FILES = {"test_bench.py", "test_sweeps.py", "test_train_script.py", "test_resume.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of :data:`SLOW_FILES` slow (`make test` runs ``-m "not slow"``)."""
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 def compose_train(overrides: list[str] | None = None) -> DictConfig:
     """Compose conf/train.yaml with overrides (no run dir: set paths.run_dir)."""
     GlobalHydra.instance().clear()

@@ -15,9 +15,12 @@ GROUPS = {
     "loss": ["mse", "compound"],
     "optimizer": ["adam"],
     "scheduler": ["step", "cosine", "plateau", "none"],
-    "trainer": ["cpu", "gpu", "ddp"],
+    "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["wandb", "csv"],
     "callbacks": ["default"],
+    "debug": ["fast", "overfit", "limit", "profiler"],
+    "hparams_search": ["optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
+                       "optuna_subpixel_full", "optuna_unet"],
 }
 
 
@@ -33,6 +36,8 @@ def test_groups_are_all_covered(group):
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_option_composes(group, option, tmp_path):
+    if group == "hparams_search":
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason='needs pip install -e ".[optuna]"')
     cfg = compose_train([f"{group}={option}"])
     cfg = tiny(cfg, tmp_path)
     assert cfg.beta == 0.75
@@ -45,7 +50,8 @@ def test_option_composes(group, option, tmp_path):
             obj(params=[torch.nn.Parameter(torch.zeros(1))])
     elif group == "scheduler" and option != "none":
         opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-        hydra.utils.instantiate(cfg.scheduler)(optimizer=opt)
+        factory = hydra.utils.instantiate(cfg.scheduler)
+        factory(optimizer=opt, total_steps=100) if option in ("step", "cosine") else factory(optimizer=opt)
     elif group == "callbacks":
         assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
 
@@ -82,3 +88,59 @@ def test_top_level_keys_flow_into_groups():
     assert cfg.model.channels == 1 and cfg.data.channels == 1
     assert cfg.trainer.precision == 32 and compose_train(["trainer=gpu"]).trainer.precision == "bf16-mixed"
     assert compose_train(["trainer=ddp"]).trainer.strategy == "ddp"
+
+
+LIGHTNING_FLAGS = ["max_steps=7", "fast_dev_run=true", "gradient_clip_val=0.5", "limit_train_batches=3",
+                   "limit_val_batches=2", "accumulate_grad_batches=2", "val_check_interval=0.5", "strategy=ddp_spawn",
+                   "overfit_batches=1", "profiler=simple"]
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu", "ddp"])
+def test_lightning_flags_override_without_plus(preset):
+    cfg = compose_train([f"trainer={preset}", *(f"trainer.{flag}" for flag in LIGHTNING_FLAGS)])
+    for flag in LIGHTNING_FLAGS:
+        key, value = flag.split("=")
+        assert str(cfg.trainer[key]).lower() == value, key
+    import inspect
+
+    import lightning
+
+    accepted = set(inspect.signature(lightning.Trainer.__init__).parameters)
+    assert set(cfg.trainer) - {"_target_"} <= accepted  # every listed flag is a real Trainer argument
+
+
+def test_null_groups_and_debug_presets(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).resolve().parents[1] / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = script.null_groups(["train.py", "logger=null", "scheduler=null", "model=unet", "beta=null"])
+    assert argv == ["train.py", "~logger", "~scheduler", "model=unet", "beta=null"]
+    cfg = compose_train(argv[1:])
+    assert cfg.get("logger") is None and cfg.get("scheduler") is None
+    assert compose_train(["debug=fast"]).trainer.fast_dev_run is True
+    overfit = compose_train(["debug=overfit"])
+    assert overfit.trainer.overfit_batches == 1 and overfit.logger.get("wandb") is None
+
+
+def test_optuna_search_spaces_are_per_model():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason='needs pip install -e ".[optuna]"')
+    from conftest import CONF_DIR
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    for model in ["qim", "unet", "subpixel", "subpixel_full", "cnn", "baluja"]:
+        GlobalHydra.instance().clear()
+        name = "optuna" if model == "qim" else f"optuna_{model}"
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+        assert cfg.hydra.runtime.choices.model == model
+        for key in cfg.hydra.sweeper.params:  # every searched key exists in this model's config
+            assert OmegaConf_select(cfg, key) is not None, (model, key)
+
+
+def OmegaConf_select(cfg, key):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key)

@@ -106,6 +106,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _make_dm(layout: str, trees: dict[str, Path], **kwargs):
+    kwargs.setdefault("val_tiles_per_image", 1)
     kwargs.setdefault("image_size", SIZE)
     kwargs.setdefault("batch_size", 2)
     if layout == "sample":
@@ -122,7 +123,7 @@ def _make_dm(layout: str, trees: dict[str, Path], **kwargs):
 
 
 def _assert_batch(batch, batch_size: int, channels: int) -> None:
-    assert isinstance(batch, tuple) and len(batch) == 2
+    assert isinstance(batch, (tuple, list)) and len(batch) == 2  # default_collate gives a list
     for t in batch:
         assert t.shape == (batch_size, channels, SIZE, SIZE)
         assert t.dtype == torch.float32
@@ -157,7 +158,7 @@ def test_setup_is_idempotent_and_loaders_are_configured(trees):
     assert dm.train_dataset is train and dm.val_dataset is val
     train_loader, val_loader = dm.train_dataloader(), dm.val_dataloader()
     assert train_loader.drop_last and not val_loader.drop_last
-    assert isinstance(train_loader.sampler, torch.utils.data.RandomSampler)
+    assert isinstance(train_loader.sampler, data.EpochSampler)
     assert isinstance(val_loader.sampler, torch.utils.data.SequentialSampler)
     assert train_loader.persistent_workers and val_loader.persistent_workers
     assert not _make_dm("folder", trees).persistent_workers
@@ -205,18 +206,59 @@ def test_sample_validation_is_deterministic():
 
 
 def test_sample_val_tiles_pair_different_photos_and_respect_limits():
-    photos = [load_image(p) for p in sample_photo_paths("val")]
+    from steg.data.pairs import _prepared_size
+
+    photos = [load_image(p).size for p in sample_photo_paths("val")]
+    sizes = [_prepared_size(w, h, 64, "crop") for w, h in photos]
     for size, count in [(SIZE, 64), (64, 64), (128, 100), (512, 64)]:
-        tiles, owners = data._sample_val_tiles(photos, size, count)
+        tiles = data.tile_boxes([_prepared_size(w, h, size, "crop") for w, h in photos], size, total=count)
         n = len(tiles)
         assert n % 2 == 0 and 2 <= n <= count
-        assert all(t.size == (size, size) for t in tiles)
-        assert all(owners[i] != owners[i + n // 2] for i in range(n // 2))
-    assert len(data._sample_val_tiles(photos, 64, 64)[0]) == 64
+        assert all(box[2] - box[0] == size and box[3] - box[1] == size for _, box in tiles)
+        assert all(tiles[i][0] != tiles[i + n // 2][0] for i in range(n // 2))
+    assert len(data.tile_boxes(sizes, 64, total=64)) == 64
     dm = SampleDataModule(image_size=SIZE, batch_size=2, val_tiles=64, val_limit=10)
     dm.setup()
     assert len(dm.val_dataset) == 5
     assert len(dm.train_dataset) == 6 * 64  # 12 photos, split pairing, train_repeats=64
+    covers, secrets = next(iter(dm.val_dataloader()))
+    assert covers.shape == (2, 3, SIZE, SIZE) and not torch.equal(covers, secrets)
+
+
+@pytest.mark.parametrize("layout", ["folder_val_root", "div2k", "tiny_imagenet"])
+def test_every_data_module_validates_on_several_tiles_per_image(trees, layout):
+    one = _make_dm(layout, trees, val_tiles_per_image=1)
+    many = _make_dm(layout, trees, val_tiles_per_image=4)
+    one.setup()
+    many.setup()
+    assert len(one.val_dataset.sources) == len({t.source for t in one.val_dataset.sources})  # one per image
+    assert len(many.val_dataset.sources) > len(one.val_dataset.sources)
+    tiles = many.val_dataset.sources
+    assert all(isinstance(t, data.Tile) for t in tiles)
+    assert len({(str(t.source), t.box) for t in tiles}) == len(tiles)  # distinct tiles
+    first = torch.cat([c for c, _ in many.val_dataloader()])
+    again = torch.cat([c for c, _ in many.val_dataloader()])
+    assert torch.equal(first, again) and first.shape[1:] == (3, SIZE, SIZE)
+
+
+def test_samples_per_epoch_sets_the_epoch_length_for_every_data_module(trees):
+    for layout in ("folder", "div2k", "tiny_imagenet"):
+        dm = _make_dm(layout, trees, samples_per_epoch=50)
+        dm.setup()
+        assert len(dm.train_dataset) == 50
+        assert len(dm.train_dataloader()) == 50 // dm.batch_size
+    dm = SampleDataModule(image_size=SIZE, batch_size=2, samples_per_epoch=30)
+    dm.setup()
+    assert len(dm.train_dataset) == 30
+
+
+def test_an_epoch_of_a_few_steps_warns_in_one_line(trees):
+    with pytest.warns(UserWarning, match="an epoch is only 1 step.*data.samples_per_epoch") as record:
+        _make_dm("folder", trees, samples_per_epoch=4, batch_size=4).setup()
+    assert "\n" not in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _make_dm("folder", trees, samples_per_epoch=400, batch_size=4).setup()
 
 
 def test_sample_training_is_reproducible_with_torch_seed():
@@ -272,12 +314,12 @@ def test_validation_items_are_never_random(trees):
         torch.manual_seed(1000 + index)
         cover_b, secret_b = val[index]
         assert torch.equal(cover_a, cover_b) and torch.equal(secret_a, secret_b)
-        # Deterministic centre crop of item i (cover) and item i + n // 2 (secret).
+        # Fixed tile of item i (cover) and item i + n // 2 (secret), from the (upscaled) image.
         for tensor, item in ((cover_a, index), (secret_a, index + n // 2)):
-            img = data._upscale_to_cover(load_image(val.sources[item]), SIZE)
-            w, h = img.size
-            left, top = (w - SIZE) // 2, (h - SIZE) // 2
-            assert torch.equal(tensor, to_tensor(img.crop((left, top, left + SIZE, top + SIZE))))
+            tile = val.sources[item]
+            img = data.pairs._prepare(load_image(tile.source), SIZE, "crop")
+            assert img.size[0] >= SIZE and img.size[1] >= SIZE
+            assert torch.equal(tensor, to_tensor(img.crop(tile.box)))
 
 
 def test_training_crops_and_flips_are_random(tmp_path):
@@ -319,7 +361,7 @@ def test_folder_split_is_deterministic_and_respects_val_fraction(trees):
 def test_val_limit_takes_first_sorted_images(trees):
     dm = _make_dm("folder_val_root", trees, val_limit=4)
     dm.setup()
-    assert dm.val_dataset.sources == find_images(trees["split_val"])[:4]
+    assert [t.source for t in dm.val_dataset.sources] == find_images(trees["split_val"])[:4]
     assert len(dm.val_dataset) == 2
 
 
@@ -386,7 +428,7 @@ def test_corrupt_and_truncated_files_are_skipped_with_one_warning(tmp_path):
     assert len(skipped) == 1
     message = str(skipped[0].message)
     assert "skipped 2 " in message and "corrupt.png" in message and "truncated.jpg" in message
-    used = set(dm.train_dataset.sources) | set(dm.val_dataset.sources)
+    used = set(dm.train_dataset.sources) | {t.source for t in dm.val_dataset.sources}
     assert used == set(good)
 
 
@@ -569,3 +611,13 @@ def test_steg_pairs_rejects_bad_arguments(tmp_path):
         StegPairs(paths, pairing="x")
     with pytest.raises(IndexError):
         StegPairs(paths)[1]
+
+
+def test_validation_set_that_does_not_divide_among_processes_warns(trees):
+    class FakeTrainer:
+        world_size = 3
+
+    dm = _make_dm("folder_val_root", trees, val_tiles_per_image=1)  # 5 images -> 2 pairs
+    dm.trainer = FakeTrainer()
+    with pytest.warns(UserWarning, match="2 validation pairs do not divide among 3 processes"):
+        dm.setup()

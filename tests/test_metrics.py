@@ -44,3 +44,20 @@ def test_psnr_is_the_mean_over_images():
     pred = torch.stack([torch.full((1, 8, 8), 0.1), torch.full((1, 8, 8), 0.01)])
     metrics.update(pred, target)
     assert metrics.compute()["psnr"].item() == pytest.approx((20 + 40) / 2, abs=1e-3)
+
+
+def test_quantize_under_bf16_autocast_lands_on_the_8bit_grid():
+    # A conv layer's output under bf16 autocast is bf16, which cannot hold most of the 256 levels.
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.sigmoid(conv(x))
+        assert y.dtype == torch.bfloat16
+        q = quantize(y)
+    assert q.dtype == torch.float32
+    levels = q * 255
+    assert torch.equal(levels, levels.round())  # exactly on the grid
+    assert len(levels.unique()) > 50  # and not collapsed onto bf16's coarse values
+    expected = torch.round(y.float().clamp(0, 1) * 255) / 255
+    assert torch.equal(q, expected)

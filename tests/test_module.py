@@ -1,5 +1,6 @@
 """The LightningModule: 8-bit validation, logged terms, and exact metrics under DDP."""
 
+import hydra
 import lightning as L
 import pytest
 import torch
@@ -97,6 +98,7 @@ def _validate(tmp_path, devices: int) -> dict[str, float]:
     return results[0]
 
 
+@pytest.mark.slow
 def test_ddp_metrics_equal_single_process(tmp_path):
     single = _validate(tmp_path, 1)
     double = _validate(tmp_path, 2)
@@ -104,3 +106,33 @@ def test_ddp_metrics_equal_single_process(tmp_path):
     assert len(keys) == 7
     for key in keys:
         assert double[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
+
+
+def test_training_learns_one_batch():
+    """Overfit one fixed batch: the training loss must fall clearly (to under half)."""
+    L.seed_everything(0)
+    cfg = compose_train(["model=unet", "model.width=8", "model.depth=1", "logger=csv"])
+    module = hydra.utils.instantiate(cfg.module, net=hydra.utils.instantiate(cfg.model),
+                                     loss=hydra.utils.instantiate(cfg.loss), optimizer=None, scheduler=None)
+    module.log = module.log_dict = lambda *a, **k: None  # no trainer here
+    cover, secret = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = module.training_step((cover, secret), 0)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_epoch_train_loss_is_synced_across_processes():
+    cfg = compose_train(["model=unet", "model.width=8", "model.depth=1"])
+    module = hydra.utils.instantiate(cfg.module, net=hydra.utils.instantiate(cfg.model),
+                                     loss=hydra.utils.instantiate(cfg.loss), optimizer=None, scheduler=None)
+    calls = {}
+    module.log = lambda name, value, **kwargs: calls.setdefault(name, kwargs)
+    module.log_dict = lambda *a, **k: None
+    module.training_step((torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)), 0)
+    assert calls["train/loss"]["on_epoch"] and calls["train/loss"]["sync_dist"]

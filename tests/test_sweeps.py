@@ -263,8 +263,8 @@ def test_multirun_ddp_guard_cases():
     basic = OmegaConf.create({"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}})
     slurm = OmegaConf.create({"launcher": {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
                                                        "SlurmLauncher"}})
-    bad = [["trainer=ddp", "trainer.devices=2"], ["trainer=gpu", "trainer.devices=[0,1]", "+trainer.strategy=auto"],
-           ["trainer=ddp", "trainer.devices=1", "+trainer.num_nodes=2"]]
+    bad = [["trainer=ddp", "trainer.devices=2"], ["trainer=gpu", "trainer.devices=[0,1]", "trainer.strategy=auto"],
+           ["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2"]]
     for overrides in bad:
         with pytest.raises(SweepConfigError, match="multirun \\+ ddp"):
             _check_sweep(compose_train(overrides), basic)
@@ -289,7 +289,7 @@ def test_submitit_slurm_launcher_preset(tmp_path, monkeypatch):
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
     cfg = compose_with_hydra(["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
-                              "+trainer.num_nodes=2", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"])
+                              "trainer.num_nodes=2", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"])
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert params["tasks_per_node"] == 4 and params["gpus_per_node"] == 4 and params["nodes"] == 2
     assert params["partition"] == "gpu" and params["timeout_min"] > 0

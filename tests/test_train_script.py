@@ -60,3 +60,32 @@ def test_train_py_writes_every_artifact_and_resumes(tmp_path):
     history = ckpt["callbacks"]["MetricHistory"]["history"]
     assert [row["epoch"] for row in history if "val/loss" in row] == [0, 1]
     assert ckpt["optimizer_states"][0]["state"]  # Adam moments carried over
+
+
+def _fails(tmp_path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    run_dir = tmp_path / "failed"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    proc = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={run_dir}", *overrides], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    return proc
+
+
+def test_bad_settings_and_files_are_one_line_errors_and_leave_no_run_folder(tmp_path):
+    bad_ckpt = tmp_path / "bad.ckpt"
+    bad_ckpt.write_text("not a checkpoint")
+    cases = [
+        (["data=folder", f"data.root={tmp_path / 'nowhere'}"], "nowhere is not an existing folder"),
+        (["channels=2"], "channels must be 1 (grayscale) or 3 (RGB), got 2"),
+        (["beta=abc"], "beta must be a number >= 0"),
+        ([f"ckpt_path={bad_ckpt}"], "is not a readable training checkpoint"),
+        ([f"ckpt_path={tmp_path / 'missing.ckpt'}"], "ckpt_path: no checkpoint file at"),
+    ]
+    for overrides, message in cases:
+        proc = _fails(tmp_path, *overrides)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "failed").exists()
+    # HYDRA_FULL_ERROR=1 still shows the traceback.
+    assert "Traceback" in _fails(tmp_path, "channels=2", env={"HYDRA_FULL_ERROR": "1"}).stderr

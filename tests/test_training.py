@@ -28,10 +28,10 @@ def _artifacts_ok(run_dir):
     [
         ["model=subpixel", "beta=0.75"],
         [],  # the default model (qim)
-        ["model=baluja"],
-        ["model=cnn", "loss=compound"],
+        pytest.param(["model=baluja"], marks=pytest.mark.slow),
+        pytest.param(["model=cnn", "loss=compound"], marks=pytest.mark.slow),
         ["channels=1", "scheduler=plateau"],
-        ["scheduler=cosine", "data.pairing=random"],
+        pytest.param(["scheduler=cosine", "data.pairing=random"], marks=pytest.mark.slow),
     ],
     ids=lambda o: " ".join(o),
 )

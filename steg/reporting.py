@@ -1,0 +1,169 @@
+"""A run's report: ``metrics.json``, the printed summary, and the same figures on W&B.
+
+``metrics.json`` (strict JSON, read by ``steg compare``)::
+
+    model, beta, epochs, steps       # epochs finished, optimizer steps
+    status                           # "finished" | "interrupted" | "failed"
+    wall_time_s                      # training wall time over every resumed segment
+    final, best                      # validation rows (with "epoch" and "step")
+    best_per_metric                  # best value of each SUMMARY_METRICS over the run
+    history                          # one row per epoch (epoch, step, lr, train/*, val/*)
+    paths, note, error               # error: one line, when status is "failed"
+
+A value that is not finite (PSNR of a stego image equal to its cover is +inf) is
+written as ``null`` and named under ``non_finite``, so strict JSON readers work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+
+from steg.callbacks import ErrorHistograms, ImageGrids, MetricHistory
+from steg.checkpoints import RunState
+from steg.io import write_text
+from steg.metrics import SUMMARY_METRICS, higher_is_better
+
+__all__ = ["build_report", "write_report", "finite_json", "print_summary", "log_to_wandb", "callback"]
+
+
+def callback(trainer: L.Trainer, kind: type) -> Any:
+    """The trainer's first callback of type ``kind``, or None."""
+    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
+
+
+def finite_json(value: Any, path: str = "", bad: list[str] | None = None) -> Any:
+    """``value`` with every non-finite float replaced by None; their key paths appended to ``bad``.
+
+    >>> bad = []; finite_json({"a": float("inf"), "b": [1.0, float("nan")]}, bad=bad), bad
+    ({'a': None, 'b': [1.0, None]}, ['a', 'b[1]'])
+    """
+    bad = [] if bad is None else bad
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
+    return value
+
+
+def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status: str = "finished",
+                 error: str | None = None) -> dict[str, Any]:
+    """Final and best validation figures, history, status, wall time and artifact paths."""
+    history_cb = callback(trainer, MetricHistory)
+    history = history_cb.history if history_cb else []
+    val_rows = [row for row in history if any(k.startswith("val/") for k in row)]
+    final = dict(val_rows[-1]) if val_rows else {}
+    checkpoint = callback(trainer, ModelCheckpoint)
+    best: dict[str, Any] = {}
+    if checkpoint is not None and checkpoint.monitor and val_rows:
+        sign = 1 if checkpoint.mode == "min" else -1
+        scored = [r for r in val_rows if checkpoint.monitor in r and math.isfinite(r[checkpoint.monitor])]
+        if scored:
+            best = {"monitor": checkpoint.monitor, "mode": checkpoint.mode,
+                    **min(scored, key=lambda r: sign * r[checkpoint.monitor])}
+    best_per_metric = {}
+    for name in SUMMARY_METRICS:
+        values = [r[f"val/{name}"] for r in val_rows if f"val/{name}" in r]
+        if values:
+            best_per_metric[f"val/{name}"] = max(values) if higher_is_better(name) else min(values)
+    grids, hists, state = callback(trainer, ImageGrids), callback(trainer, ErrorHistograms), callback(trainer, RunState)
+    wandb_dir = None
+    for logger in trainer.loggers if trainer.is_global_zero else []:
+        if isinstance(logger, WandbLogger):
+            wandb_dir = str(Path(logger.experiment.dir).parent)
+    paths = {
+        "run_dir": str(run_dir),
+        "best_checkpoint": (checkpoint.best_model_path or None) if checkpoint else None,
+        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint else None,
+        "csv": str(run_dir / "csv" / "metrics.csv"),
+        "last_grid": str(grids.last_path) if grids and grids.last_path else None,
+        "loss_curves": str(history_cb.curves_path) if history_cb and history_cb.curves_path.is_file() else None,
+        "error_histograms": str(hists.path) if hists and hists.path.is_file() else None,
+        "wandb_run": wandb_dir,
+    }
+    epochs = max((int(r["epoch"]) + 1 for r in val_rows), default=0)
+    report = {
+        "model": model,
+        "beta": cfg.beta,
+        "epochs": epochs,
+        "steps": trainer.global_step,
+        "status": status,
+        "wall_time_s": round(state.wall_time_s, 3) if state else None,
+        "final": final,
+        "best": best,
+        "best_per_metric": best_per_metric,
+        "history": history,
+        "paths": paths,
+        "note": "validation figures on held-out images; stego and revealed quantized to 8 bits",
+    }
+    if error:
+        report["error"] = error
+    return report
+
+
+def write_report(report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Write ``report`` to ``run_dir/metrics.json`` as strict JSON (atomically); return what was written."""
+    bad: list[str] = []
+    clean = finite_json(report, bad=bad)
+    if bad:
+        clean["non_finite"] = bad
+        clean["note"] += "; null = not finite (e.g. PSNR of identical images is +inf)"
+    write_text(run_dir / "metrics.json", json.dumps(clean, indent=2, allow_nan=False))
+    return clean
+
+
+def log_to_wandb(trainer: L.Trainer, report: dict[str, Any]) -> None:
+    """Put the best-epoch figures (``best/...``), status and wall time in the W&B summary; log the PNG plots."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        summary = logger.experiment.summary
+        for key, value in report["best"].items():
+            if isinstance(value, (int, float)) and key not in ("mode",):
+                summary[f"best/{key}"] = value
+        summary["status"], summary["wall_time_s"], summary["epochs"] = (
+            report["status"], report["wall_time_s"], report["epochs"])
+        for name in ("loss_curves", "error_histograms"):
+            path = report["paths"].get(name)
+            if path and Path(path).is_file():
+                logger.log_image(f"plots/{name}", [path], step=trainer.global_step)
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    final, best = report["final"], report["best"]
+
+    def fmt(row: dict[str, float]) -> str:
+        if not row:
+            return "(no validation epoch ran)"
+        nan = float("nan")
+        return (
+            f"stego PSNR {row.get('val/psnr_stego') or nan:.2f} dB, SSIM {row.get('val/ssim_stego') or nan:.4f} | "
+            f"secret PSNR {row.get('val/psnr_secret') or nan:.2f} dB, SSIM {row.get('val/ssim_secret') or nan:.4f}"
+        )
+
+    status = "" if report["status"] == "finished" else f" ({report['status'].upper()})"
+    lines = [
+        "",
+        f"== steg: {report['model']} beta={report['beta']} after {report['epochs']} epochs, "
+        f"{report['steps']} steps, {report['wall_time_s'] or 0:.0f} s{status} ==",
+        f"final validation (8-bit): {fmt(final)}",
+    ]
+    if best:
+        lines.append(f"best ({best['monitor']}, epoch {best['epoch']}): {fmt(best)}")
+    paths = report["paths"]
+    for key in ("run_dir", "best_checkpoint", "last_checkpoint", "csv", "last_grid", "loss_curves", "error_histograms"):
+        if paths.get(key):
+            lines.append(f"  {key:17s} {paths[key]}")
+    lines.append(f"  {'metrics':17s} {Path(paths['run_dir']) / 'metrics.json'}")
+    if paths.get("wandb_run"):
+        lines.append(f"  {'wandb (offline)':17s} upload with: wandb sync {paths['wandb_run']}")
+    print("\n".join(lines), flush=True)
