@@ -1,4 +1,4 @@
-"""Quantization and image-quality metrics, measured the way a user sees images.
+"""Image-quality metrics, measured the way a user sees images (8-bit quantization: :mod:`steg.quantize`).
 
 A user saves the stego image as an 8-bit PNG, so every reported figure is taken
 on ``quantize(stego)`` and the reveal net is fed that same quantized image.
@@ -11,8 +11,6 @@ from torchmetrics import MeanAbsoluteError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 __all__ = [
-    "quantize",
-    "quantize_ste",
     "PixelError",
     "pair_metrics",
     "METRIC_NAMES",
@@ -41,25 +39,6 @@ def higher_is_better(metric: str) -> bool:
     name = metric.rsplit("/", 1)[-1]
     head = name.split("_", 1)[0]
     return bool(METRIC_NAMES.get(head, False)) and "_" in name
-
-
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the nearest of 256 levels (an 8-bit image), computed in fp32.
-
-    Under bf16/fp16 autocast a half-precision ``x`` cannot hold most of the 256
-    levels, so the rounding is done in float32 and the result returned as float32.
-    """
-    x = x.float()
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
-
-
-def quantize_ste(x: torch.Tensor) -> torch.Tensor:
-    """:func:`quantize` in the forward pass, the identity in the backward pass.
-
-    Lets the training graph see the 8-bit image the user will save while the
-    gradient still reaches the hide net (straight-through estimator).
-    """
-    return x + (quantize(x) - x).detach()
 
 
 class PixelError(MeanAbsoluteError):

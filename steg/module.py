@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from steg.losses import ImageLoss
-from steg.metrics import pair_metrics, quantize, quantize_ste
+from steg.metrics import pair_metrics
+from steg.quantize import quantize
 from steg.nets import StegNet
 
 __all__ = ["StegModule"]
@@ -33,7 +34,7 @@ SchedulerFactory = Callable[..., Any]
 
 
 class StegModule(L.LightningModule):
-    """Wraps a :class:`StegNet` (prep/hide/reveal + noise) and its loss.
+    """Wraps a :class:`StegNet`, the train-time distortion between hide and reveal, and the loss.
 
     Args:
         net: the hide/reveal architecture.
@@ -48,8 +49,11 @@ class StegModule(L.LightningModule):
             (straight-through gradient), so that training sees what users save.
         channels_last: keep weights and images in channels-last memory order
             (faster convolutions on CPUs and GPUs; ``experiments/bench``).
-        compile: ``torch.compile`` the prep, hide and reveal nets (pays off on
-            GPUs; on a 2-core CPU it measured slower). Checkpoints are unchanged.
+        compile: ``torch.compile`` the net's sub-modules (pays off on GPUs; on a
+            2-core CPU it measured slower). Checkpoints are unchanged.
+        distortion: a :mod:`steg.distortions` module (``conf/distortion``) applied to
+            the 8-bit stego image before the reveal net in training only; None: none.
+            A crop distortion also crops the secret the revealed image is compared with.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class StegModule(L.LightningModule):
         quantize_train: bool = True,
         channels_last: bool = False,
         compile: bool = False,
+        distortion: nn.Module | None = None,
     ):
         super().__init__()
         if beta < 0:
@@ -76,10 +81,11 @@ class StegModule(L.LightningModule):
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
         self.quantize_train = quantize_train
+        self.distortion = distortion
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if compile:
-            for part in (self.net.prep_net, self.net.hide_net, self.net.reveal_net):
+            for part in self.net.children():
                 part.compile()  # in place: parameter names and checkpoints stay the same
         self.metrics = nn.ModuleDict(
             {
@@ -101,7 +107,11 @@ class StegModule(L.LightningModule):
         secret_terms = self.loss(revealed, secret, all_terms=all_terms)
         total = cover_terms["loss"] + self.beta * secret_terms["loss"]
         on_step = stage == "train"
-        logs = {f"{stage}/loss": total}
+        logs = {}
+        for name, value in self.net.extra_losses(cover, secret, stego, revealed).items():  # e.g. hinet's lowfreq
+            total = total + self.net.extra_loss_weights[name] * value
+            logs[f"{stage}/{name}"] = value
+        logs[f"{stage}/loss"] = total
         for pair, terms in (("cover", cover_terms), ("secret", secret_terms)):
             for name, value in terms.items():
                 logs[f"{stage}/{pair}_{name}"] = value
@@ -129,10 +139,8 @@ class StegModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         cover, secret = self._images(batch)
-        stego = self.net.hide(cover, secret)
-        if self.quantize_train:
-            stego = quantize_ste(stego)
-        revealed = self.net.reveal(self.net.noise(stego))
+        out = self.net(cover, secret, quantize=self.quantize_train, distortion=self.distortion)
+        stego, revealed, secret = out["stego"], out["revealed"], out["target"]
         total = self._objective(cover, secret, stego, revealed, "train")
         with torch.no_grad():
             self._update_metrics("train", cover, secret, quantize(stego), quantize(revealed))

@@ -38,7 +38,9 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
     datamodule = instantiate(cfg.data)
     loss = instantiate(cfg.loss)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = instantiate(cfg.module, net=net, loss=loss, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    distortion = instantiate(cfg.distortion) if cfg.get("distortion") else None
+    module = instantiate(cfg.module, net=net, loss=loss, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                         distortion=distortion)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]

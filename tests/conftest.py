@@ -13,6 +13,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from steg.nets import net_class
+
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -52,17 +54,8 @@ def tiny(cfg: DictConfig, run_dir: Path) -> DictConfig:
         if cfg.data._target_.endswith("SampleDataModule"):
             cfg.data.train_repeats = 2
             cfg.data.val_tiles = 8
-        if cfg.model._target_.endswith("Subpixel"):
-            cfg.model.prep_width = 4
-            cfg.model.widths = [4, 8]
-        elif cfg.model._target_.endswith("Baluja"):
-            cfg.model.filters = 4
-            cfg.model.depth = 2
-        elif cfg.model._target_.endswith("CNN"):
-            cfg.model.widths = [4, 2, 2]
-        elif cfg.model._target_.endswith("UnshuffleUNet"):
-            cfg.model.width = 8
-            cfg.model.depth = 1
+        for key, value in net_class(cfg.model).tiny().items():  # each net knows its seconds-fast size
+            cfg.model[key] = value
     return cfg
 
 

@@ -11,8 +11,9 @@ from conftest import compose_train, tiny
 from steg.nets import StegNet
 
 GROUPS = {
-    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim"],
+    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet"],
     "loss": ["mse", "compound"],
+    "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined"],
     "optimizer": ["adam"],
     "scheduler": ["step", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from steg.metrics import PixelError, pair_metrics, quantize, quantize_ste
+from steg.metrics import PixelError, pair_metrics
+from steg.quantize import quantize, quantize_ste
 
 
 def test_quantize_gives_8bit_levels_and_clamps():

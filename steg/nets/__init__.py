@@ -12,6 +12,7 @@ Every architecture is a :class:`StegNet` (``hide``, ``reveal``, a training-only
 ``subpixel``, ``_full``   :class:`Subpixel` (:mod:`steg.nets.subpixel`)
 ``cnn``                   :class:`CNN` (:mod:`steg.nets.cnn`)
 ``baluja``                :class:`Baluja` (:mod:`steg.nets.baluja`)
+``hinet``                 :class:`HiNet` (:mod:`steg.nets.hinet`): invertible, HiNet-class
 ========================  =====================================================
 
 Your own architecture: subclass :class:`StegNet` in any importable module and
@@ -30,9 +31,10 @@ from steg.nets.cnn import CNN  # noqa: E402
 from steg.nets.subpixel import Subpixel, SubpixelUNet  # noqa: E402
 from steg.nets.unet import UnshuffleUNet  # noqa: E402
 from steg.nets.qim import QIMNet, wrap_period  # noqa: E402
+from steg.nets.hinet import HiNet  # noqa: E402
 
 __all__ = [
-    "ARCHITECTURES", "Baluja", "Branches", "CNN", "GaussianNoise", "PrepHideReveal", "QIMNet", "SameConv",
+    "ARCHITECTURES", "Baluja", "Branches", "CNN", "GaussianNoise", "HiNet", "PrepHideReveal", "QIMNet", "SameConv",
     "StegNet", "Subpixel", "SubpixelUNet", "UnshuffleBody", "UnshuffleUNet", "build_net", "net_class",
     "register", "wrap_period",
 ]

@@ -121,16 +121,30 @@ class StegNet(nn.Module):
     def reveal(self, stego: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement reveal(stego)")
 
-    def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False) -> dict[str, torch.Tensor]:
-        """The training path: hide, (8-bit with a straight-through gradient), noise, reveal.
+    def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False,
+                distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The training path: hide, (8-bit with a straight-through gradient), noise, distortion, reveal.
 
-        Returns ``stego`` (quantized if ``quantize``: what the losses compare with
-        the cover) and ``revealed``.
+        ``distortion``: a :mod:`steg.distortions` module called as ``distortion(stego, cover)``.
+        Returns ``stego`` (quantized if ``quantize``: what the losses compare with the
+        cover), ``revealed``, and ``target``: the secret cut to the window the reveal net
+        saw (the secret itself unless the distortion crops).
         """
         stego = self.hide(cover, secret)
         if quantize:
             stego = quantize_ste(stego)
-        return {"stego": stego, "revealed": self.reveal(self.noise(stego))}
+        seen, target = self.noise(stego), secret
+        if distortion is not None:
+            distorted = distortion(seen, cover)
+            seen, target = distorted.image, distorted.crop(secret)
+        return {"stego": stego, "revealed": self.reveal(seen), "target": target}
+
+    #: Weights of the terms that :meth:`extra_losses` returns, by name.
+    extra_loss_weights: dict[str, float] = {}
+
+    def extra_losses(self, cover, secret, stego, revealed) -> dict[str, torch.Tensor]:
+        """Architecture-specific loss terms (unweighted scalars); the module adds them times ``extra_loss_weights``."""
+        return {}
 
 
 class PrepHideReveal(StegNet):
