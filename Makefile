@@ -15,7 +15,7 @@ $(BIN)/python:
 
 install: $(BIN)/python  ## create .venv with the CPU build of torch 2.13.0 and steg (editable)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,optuna,slurm]"
+	$(BIN)/pip install -q -e ".[dev,optuna,slurm,onnx]"
 	@$(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' && echo "warning: CUDA packages got installed" || true
 
 demo: install  ## set up, then train the default model on the embedded photos (~10 min on 2 CPU cores)
@@ -27,11 +27,12 @@ train:  ## train with Hydra overrides: make train ARGS="model=baluja beta=0.5"
 test: install  ## the fast test suite (under 5 minutes on 2 CPU cores; no subprocess, DDP, Optuna or bench tests)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
-test-full: install  ## every test, slow ones included (what .ci/run runs)
+test-full: install browser  ## every test, slow and browser ones included (what .ci/run runs)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q $(ARGS)
 
 bench: install  ## speed, inference and quality-at-budget benchmarks -> experiments/bench (~3 h; ARGS="--budget-min 10")
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m steg.bench $(ARGS)
+	$(MAKE) bench-web
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs outputs multirun .pytest_cache
@@ -41,7 +42,6 @@ clean:  ## remove run outputs and caches (keeps .venv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 web: install  ## build the browser page: onnxruntime-web (npm) into web/vendor, shipped models as ONNX into web/models
-	$(BIN)/pip install -q -e ".[onnx]"
 	$(BIN)/python -m steg.web build $(ARGS)
 
 browser: install  ## install Debian's chromium (apt) and Playwright's Python package for tests/test_web.py

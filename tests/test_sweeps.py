@@ -201,7 +201,8 @@ def test_optuna_direction_must_match_the_metric():
 def test_experiment_presets_compose(tmp_path):
     cfg = compose_train(["experiment=baluja_paper"])
     assert cfg.model._target_.endswith("Baluja") and cfg.beta == 0.75 and cfg.data.batch_size == 8
-    assert cfg.model.noise_std > 0 and cfg.loss.mse == 1.0 and cfg.loss.ssim == 0 and cfg.loss.hist == 0
+    assert cfg.distortion._target_.endswith("GaussianNoise") and cfg.distortion.sigma == 2.55 and cfg.model.noise_std == 0
+    assert cfg.loss.mse == 1.0 and cfg.loss.ssim == 0 and cfg.loss.hist == 0
     assert cfg.module.beta == 0.75
 
     cfg = compose_train(["experiment=div2k_subpixel", f"data.root={tmp_path}"])

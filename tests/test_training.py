@@ -32,6 +32,9 @@ def _artifacts_ok(run_dir):
         pytest.param(["model=cnn", "loss=compound"], marks=pytest.mark.slow),
         ["channels=1", "scheduler=plateau"],
         pytest.param(["scheduler=cosine", "data.pairing=random"], marks=pytest.mark.slow),
+        ["model=unet", "distortion=jpeg"],
+        ["model=unet", "distortion=combined"],
+        ["model=hinet"],
     ],
     ids=lambda o: " ".join(o),
 )
@@ -43,6 +46,22 @@ def test_variants_train_and_report(tiny_cfg, overrides, tmp_path):
     assert report["beta"] == cfg.beta
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["arch_config"]["channels"] == cfg.channels
+
+
+def test_crop_distortion_compares_the_revealed_window_with_the_same_window_of_the_secret():
+    from steg.distortions import Crop
+    from steg.nets import UnshuffleUNet
+
+    net = UnshuffleUNet(**UnshuffleUNet.tiny())
+    crop = Crop(fraction=0.5, multiple=8).train()
+    cover, secret = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    out = net(cover, secret, quantize=True, distortion=crop)
+    assert out["stego"].shape == (2, 3, 32, 32)
+    assert out["revealed"].shape == out["target"].shape == (2, 3, 16, 16)
+    # the target is a window of the secret, not the secret resized
+    windows = secret.unfold(2, 16, 1).unfold(3, 16, 1)  # (B, C, 17, 17, 16, 16)
+    hits = (windows == out["target"][:, :, None, None]).flatten(4).all(-1).all(1)
+    assert hits.any(-1).any(-1).all()
 
 
 def test_folder_data(tiny_cfg, tmp_path):

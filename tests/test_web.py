@@ -23,6 +23,9 @@ from steg.data import sample_photo_paths
 from steg.models import shipped_models
 from steg.io import load_image
 
+# Headless Chromium and npm: part of `make test-full` (which runs `make browser` first), not the fast suite.
+pytestmark = pytest.mark.slow
+
 
 def _arr(path_or_img) -> np.ndarray:
     img = path_or_img if isinstance(path_or_img, Image.Image) else Image.open(path_or_img)
