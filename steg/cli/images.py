@@ -37,7 +37,8 @@ def cmd_hide(args: argparse.Namespace) -> int:
     info = PngInfo()
     info.add_text(STEGO_TAG, f"{stego.size[0]}x{stego.size[1]}")
     write_output(out, lambda: save_image(stego, out, format="PNG", pnginfo=info))
-    if key is None:  # after the write, so that an error stays the only line on stderr
+    # After the write, so that an error stays the only line on stderr; only where a key was possible.
+    if key is None and getattr(model.net, "keyed", False):
         warnings.warn(NO_KEY_WARNING, UserWarning, stacklevel=1)
     print(f"hid {secret_path} ({secret.size[0]}x{secret.size[1]}) in {cover_path} -> {out} "
           f"({stego.size[0]}x{stego.size[1]} {stego.mode} PNG)")
