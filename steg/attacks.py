@@ -226,6 +226,7 @@ def attack_pair(
     rng: np.random.Generator | None = None,
     stego: torch.Tensor | None = None,
     keep_images: bool = False,
+    key: Any = None,
 ) -> list[dict[str, Any]]:
     """Hide ``secret`` in ``cover``, attack the 8-bit stego image each way, reveal, measure.
 
@@ -237,6 +238,7 @@ def attack_pair(
         stego: the 8-bit stego image if already computed, (1, C, H, W).
         keep_images: add the attacked stego, revealed and secret window (C, h, w) to each row
             (for :func:`attack_grid`).
+        key: hide and reveal with this key (keyed models; see :meth:`steg.inference.StegModel.hide`).
 
     Returns:
         One dict per attack: ``attack`` (spec), ``psnr_secret``/``ssim_secret`` (revealed vs
@@ -245,13 +247,13 @@ def attack_pair(
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     if stego is None:
-        stego = quantize(model.hide_tensor(cover, secret))
+        stego = quantize(model.hide_tensor(cover, secret, key=key))
     stego_img = to_pil(stego[0])
     rows = []
     for attack in [None, *attacks]:
         attacked = Attacked(stego_img) if attack is None else apply_attack(stego_img, attack, rng)
         seen = _to_tensor(attacked.image)
-        revealed = quantize(model.reveal_tensor(seen))
+        revealed = quantize(model.reveal_tensor(seen, key=key))
         target, cover_window = attacked.window(secret), attacked.window(cover)
         row: dict[str, Any] = {
             "attack": CLEAN if attack is None else attack.spec,

@@ -123,7 +123,7 @@ def _warn(message: str) -> None:
 
 def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None, fit: str = "resize",
              thumbnails: int = 0, progress: bool = False, attacks: Sequence | str | None = None,
-             attack_seed: int = 0) -> EvalResult:
+             attack_seed: int = 0, key: Any = None) -> EvalResult:
     """Hide and reveal every pair with ``model`` (a :class:`steg.inference.StegModel`) and measure it.
 
     Args:
@@ -136,6 +136,8 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
             string such as ``"jpeg:90,crop:0.9"``) to apply to each 8-bit stego
             image before revealing it again; measured into ``attack_*``.
         attack_seed: seeds the noise attack's generator (one for the whole run).
+        key: hide and reveal with this key (a passphrase or :class:`steg.keys.DerivedKey`;
+            keyed models only, see :meth:`steg.inference.StegModel.hide`).
 
     Unreadable images and images with a side under :data:`MIN_SIDE` pixels are
     skipped with one warning each (``warnings.warn``) and listed in ``skipped``.
@@ -179,8 +181,8 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
             _warn(f"skipping {line}")
             continue
         c, s = to_tensor(cover).unsqueeze(0), to_tensor(secret).unsqueeze(0)
-        stego = quantize(model.hide_tensor(c, s))  # exactly what `steg hide` saves
-        revealed = quantize(model.reveal_tensor(stego))  # the reveal net sees the saved stego image
+        stego = quantize(model.hide_tensor(c, s, key=key))  # exactly what `steg hide` saves
+        revealed = quantize(model.reveal_tensor(stego, key=key))  # the reveal net sees the saved stego image
         row: dict[str, Any] = {"cover": str(cover_path), "secret": str(secret_path),
                                "width": cover.size[0], "height": cover.size[1]}
         for pair, (pred, target) in zip(PAIRS, ((stego, c), (revealed, s))):
@@ -194,7 +196,7 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
         result.rows.append(row)
         if attacks:
             keep = thumbnails > 0 and not result.attack_images
-            pair_rows = attack_pair(model, c, s, attacks, attack_rng, stego=stego, keep_images=keep)
+            pair_rows = attack_pair(model, c, s, attacks, attack_rng, stego=stego, keep_images=keep, key=key)
             if keep:
                 result.attack_images = pair_rows
             result.attack_rows += [{"cover": str(cover_path), "secret": str(secret_path),

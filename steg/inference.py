@@ -255,30 +255,50 @@ class StegModel:
         return f"StegModel({self.describe()}, device={self.device}, tile={self.tile}, margin={self.margin})"
 
     # -- core: padded, tiled application of a net function ------------------------
-    def _apply(self, fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Run ``fn`` on (1, C, H, W) CPU tensors of equal size; returns (1, C', H, W) on the CPU."""
+    def _apply(
+        self, fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], key: bytes | None = None
+    ) -> torch.Tensor:
+        """Run ``fn`` on (1, C, H, W) CPU tensors of equal size; returns (1, C', H, W) on the CPU.
+
+        ``key`` (a derived key): ``fn`` also gets ``key=`` the window of the whole
+        image's keyed dither that matches its tile (made once per row of tiles),
+        so tiled and untiled results agree.
+        """
         m = self.size_multiple
         h, w = inputs[0].shape[-2:]
         pad_h, pad_w = (-h) % m, (-w) % m
         padded = [_pad(x, pad_h, pad_w) for x in inputs]
         hp, wp = h + pad_h, w + pad_w
         dtype = next(self.net.parameters()).dtype
+        shape = (int(inputs[0].shape[1]), int(h), int(w))
+        rows_key: list = [None, None]  # (y0, y1) and the dither rows for them
 
-        def run(parts: list[torch.Tensor]) -> torch.Tensor:
+        def key_window(ey0: int, ey1: int, ex0: int, ex1: int) -> torch.Tensor | None:
+            if key is None:
+                return None
+            if rows_key[0] != (ey0, ey1):
+                rows_key[:] = [(ey0, ey1), self.net.keyed_dither(key, shape, rows=(ey0, ey1), width=wp)]
+            return rows_key[1][None, :, :, ex0:ex1]
+
+        def run(parts: list[torch.Tensor], window: tuple[int, int, int, int]) -> torch.Tensor:
             self.calls += 1
-            return fn(*[p.to(self.device, dtype) for p in parts]).to("cpu", torch.float32)
+            kwargs = {}
+            dither = key_window(*window)
+            if dither is not None:
+                kwargs["key"] = dither.to(self.device, dtype)
+            return fn(*[p.to(self.device, dtype) for p in parts], **kwargs).to("cpu", torch.float32)
 
         budget = None if not self.tile else (self.tile + 2 * self.margin) ** 2
         with torch.inference_mode():
             if budget is None or hp * wp <= budget:
-                out = run(list(padded))
+                out = run(list(padded), (0, hp, 0, wp))
             else:
                 out = None
                 for y0, y1 in _spans(hp, self.tile, m):
                     ey0, ey1 = max(0, y0 - self.margin), min(hp, y1 + self.margin)
                     for x0, x1 in _spans(wp, self.tile, m):
                         ex0, ex1 = max(0, x0 - self.margin), min(wp, x1 + self.margin)
-                        res = run([x[..., ey0:ey1, ex0:ex1] for x in padded])
+                        res = run([x[..., ey0:ey1, ex0:ex1] for x in padded], (ey0, ey1, ex0, ex1))
                         if out is None:
                             out = torch.empty((res.shape[0], res.shape[1], hp, wp), dtype=torch.float32)
                         out[..., y0:y1, x0:x1] = res[..., y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
@@ -288,21 +308,77 @@ class StegModel:
         return out
 
     # -- tensor API (raw net outputs) ------------------------------------------------
-    def hide_tensor(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
-        """Raw (unclamped) stego images: (B, C, H, W) x2 of equal shape -> (B, C, H, W) float32 CPU."""
+    def _key(self, key: Any) -> bytes | None:
+        """A passphrase (str/bytes) derived with :func:`steg.keys.derive_key`; a DerivedKey as is."""
+        from steg.keys import resolve_key
+
+        if key is not None and not getattr(self.net, "keyed", False):
+            raise ValueError(
+                f"architecture {self.net.arch_config.get('name')!r} has no keyed mode (only qim takes a key); "
+                "hide and reveal without a key"
+            )
+        return resolve_key(key)
+
+    def _nonce_period(self, shape: Sequence[int]) -> int | None:
+        """The qim period if images of ``shape`` (C, H, W) carry a per-image nonce, else None."""
+        from steg.keys import NONCE_MIN_PERIOD, nonce_positions
+
+        period = getattr(self.net, "period", None)
+        if period is None or period < NONCE_MIN_PERIOD or nonce_positions(tuple(shape)) is None:
+            return None
+        return int(period)
+
+    def hide_tensor(
+        self, cover: torch.Tensor, secret: torch.Tensor, key: Any = None, nonce: bytes | None = None
+    ) -> torch.Tensor:
+        """Raw (unclamped) stego images: (B, C, H, W) x2 of equal shape -> (B, C, H, W) float32 CPU.
+
+        ``key``: None, a passphrase (str/bytes) or a :class:`steg.keys.DerivedKey`.
+        With a key, every image draws a random nonce (``nonce``: a fixed one, for
+        reproducible tests), hides with the key of (key, nonce) and writes the
+        nonce, masked by the key, into its top-row pixels (:func:`steg.keys.embed_nonce`);
+        so one key can hide many images without them sharing a key stream.
+        """
+        from steg.keys import NONCE_BYTES, embed_nonce, image_key
+
         if cover.shape != secret.shape:
             raise ValueError(f"cover {tuple(cover.shape)} and secret {tuple(secret.shape)} must have the same shape")
-        outs = [self._apply(self.net.hide, [cover[i : i + 1], secret[i : i + 1]]) for i in range(cover.shape[0])]
+        key = self._key(key)
+        period = self._nonce_period(cover.shape[1:]) if key is not None else None
+        outs = []
+        for i in range(cover.shape[0]):
+            pair = [cover[i : i + 1], secret[i : i + 1]]
+            if period is None:
+                outs.append(self._apply(self.net.hide, pair, key))
+                continue
+            n = os.urandom(NONCE_BYTES) if nonce is None else nonce
+            outs.append(embed_nonce(self._apply(self.net.hide, pair, image_key(key, n)), key, n, period))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def reveal_tensor(self, stego: torch.Tensor) -> torch.Tensor:
-        """Raw (unclamped) revealed secrets: (B, C, H, W) -> (B, C, H, W) float32 CPU."""
-        outs = [self._apply(self.net.reveal, [stego[i : i + 1]]) for i in range(stego.shape[0])]
+    def reveal_tensor(self, stego: torch.Tensor, key: Any = None) -> torch.Tensor:
+        """Raw (unclamped) revealed secrets: (B, C, H, W) -> (B, C, H, W) float32 CPU.
+
+        A wrong key gives an image (noise), never an error: a steganography tool
+        must not confirm that something is hidden.
+        """
+        from steg.keys import image_key, patch_nonce_pixels, read_nonce
+
+        key = self._key(key)
+        period = self._nonce_period(stego.shape[1:]) if key is not None else None
+        outs = []
+        for i in range(stego.shape[0]):
+            one = stego[i : i + 1]
+            if period is None:
+                outs.append(self._apply(self.net.reveal, [one], key))
+                continue
+            nonce = read_nonce(one, key, period)
+            outs.append(patch_nonce_pixels(self._apply(self.net.reveal, [one], image_key(key, nonce))))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     # -- user API ---------------------------------------------------------------------
     def hide(
-        self, cover: ImageInput, secret: ImageInput, fit: str = "resize", quantize: bool = True
+        self, cover: ImageInput, secret: ImageInput, fit: str = "resize", quantize: bool = True,
+        key: Any = None,
     ) -> Image.Image | torch.Tensor:
         """Hide ``secret`` in ``cover``; the result has the cover's size and kind.
 
@@ -314,6 +390,8 @@ class StegModel:
             quantize: for tensor results, clamp to [0, 1] and round to 8 bits
                 (what a saved PNG holds); False gives the raw net output.
                 PIL results are always 8-bit.
+            key: a passphrase (str/bytes) or :class:`steg.keys.DerivedKey`;
+                only the same key reveals. None: anyone with the model can.
 
         Returns:
             A PIL image ('RGB' or 'L') for a PIL/path cover, else a tensor
@@ -335,13 +413,13 @@ class StegModel:
                 f"the cover is grayscale but the model is RGB: the stego image is RGB (the code lives in all "
                 f"three channels, so it cannot stay grey); use a grayscale model (train.py channels=1) "
                 f"to keep it grey", GrayscaleCoverWarning, stacklevel=2)
-        out = self.hide_tensor(ct, st)
+        out = self.hide_tensor(ct, st, key=key)
         if quantize or c.kind == "pil":
             out = to_8bit(out)
         return c.give_back(out)
 
     def reveal(
-        self, stego: ImageInput, sharpen: bool = False, quantize: bool = True
+        self, stego: ImageInput, sharpen: bool = False, quantize: bool = True, key: Any = None
     ) -> Image.Image | torch.Tensor:
         """Recover the secret from ``stego`` (PIL image, path or tensor); same size and kind.
 
@@ -350,9 +428,10 @@ class StegModel:
                 on the clamped revealed image.
             quantize: for tensor results, clamp and round to 8 bits; False gives
                 the raw net output (with ``sharpen``: clamped, not rounded).
+            key: the key given to :meth:`hide`; a wrong key gives noise, not an error.
         """
         s = _Batch(stego, self.channels, "stego")
-        out = self.reveal_tensor(s.tensor)
+        out = self.reveal_tensor(s.tensor, key=key)
         if sharpen:
             out = sharpen_image(out)
         if quantize or s.kind == "pil":

@@ -1,17 +1,23 @@
-"""The ``steg`` command line: hide, reveal, eval, export, compare, samples, web.
+"""The ``steg`` command line: hide, reveal, eval, export, compare, samples, web, analyze.
 
-    steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--force]
-    steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--force]
+    steg hide COVER SECRET -o STEGO.png [--model M] [--fit resize|crop] [--key K | --key-file F] [--force]
+    steg reveal STEGO -o SECRET.png [--model M] [--sharpen] [--key K | --key-file F] [--force]
     steg eval [--model M] --covers DIR [--secrets DIR] [--size N] [--json FILE] [--out DIR] [--attack SPECS]
+              [--key K | --key-file F]
     steg export CKPT -o MODEL.safetensors [--force]
     steg export MODEL -o NAME.onnx [--force]         (NAME.hide.onnx + NAME.reveal.onnx)
     steg compare DIR... [--out DIR] [--floor DB] [--metric NAME] [--by best|final] [--force]
     steg web [--port 8000] [--host 127.0.0.1]
     steg samples DIR [--force]
+    steg analyze --out DIR [--images DIR] [--model M] [--key K | --key-file F] [--thief-steps N]
+
+``--key PASSPHRASE`` / ``--key-file FILE`` (hide, reveal, eval, analyze): only
+the same key reveals the secret (qim models; see docs/security.md). Without a
+key anyone with the model can; a wrong key gives noise, not an error.
 
 One module per group of commands (:mod:`steg.cli.images`: hide, reveal, samples;
 :mod:`steg.cli.evaluation`: eval, export; :mod:`steg.cli.report`: compare;
-:mod:`steg.cli.web`: web), each a
+:mod:`steg.cli.web`: web; :mod:`steg.cli.analyze`: analyze), each a
 thin handler over the library (:mod:`steg.inference`, :mod:`steg.evaluate`,
 :mod:`steg.models`). ``--model``: a training checkpoint (.ckpt), an exported
 model (.safetensors) or the name of a shipped model; default ``default``. Every
@@ -39,7 +45,7 @@ EXIT_INTERNAL = 1
 
 def build_parser() -> Parser:
     from steg import __version__
-    from steg.cli import evaluation, images, report, web
+    from steg.cli import analyze, evaluation, images, report, web
 
     parser = Parser(
         prog=PROG,
@@ -52,6 +58,7 @@ def build_parser() -> Parser:
     evaluation.add_parsers(sub)
     report.add_parsers(sub)
     web.add_parsers(sub)
+    analyze.add_parsers(sub)
     return parser
 
 

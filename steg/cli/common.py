@@ -113,3 +113,38 @@ def load_model(args: argparse.Namespace):
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CLIError(f"--device {args.device}: MPS is not available on this machine; use --device cpu")
     return load(args.model, device=device, tile=args.tile or None)
+
+
+def add_key_options(p: argparse.ArgumentParser) -> None:
+    """``--key PASSPHRASE`` / ``--key-file FILE`` (mutually exclusive): see docs/security.md."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--key", metavar="PASSPHRASE",
+                       help="secret key (qim models): only the same key reveals; stretched with scrypt")
+    group.add_argument("--key-file", metavar="FILE",
+                       help="read the key from FILE (a passphrase or random bytes; one trailing newline ignored)")
+
+
+def key_arg(args: argparse.Namespace):
+    """The derived key of --key / --key-file (a :class:`steg.keys.DerivedKey`), or None."""
+    if getattr(args, "key_file", None):
+        from steg.keys import StegKeyError, read_key_file
+
+        try:
+            return read_key_file(args.key_file)
+        except StegKeyError as exc:
+            raise CLIError(f"--key-file: {exc}") from None
+    if getattr(args, "key", None) is not None:
+        from steg.keys import StegKeyError, derive_key
+
+        try:
+            return derive_key(args.key)
+        except StegKeyError as exc:
+            raise CLIError(f"--key: {exc}") from None
+    return None
+
+
+def check_keyed(model, key) -> None:
+    """Refuse a key (one line) for a model whose architecture has no keyed mode."""
+    if key is not None and not getattr(model.net, "keyed", False):
+        raise CLIError(f"--key: model {model.source} ({model.net.arch_config.get('name')}) has no keyed mode; "
+                       "only qim models take a key")

@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from steg.cli.common import CLIError, add_model_options, check_output, load_model, write_output
+from steg.cli.common import (
+    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, write_output,
+)
 
 GRID_NAME = "eval_grid.png"
 HISTOGRAM_NAME = "eval_error_histograms.png"
@@ -78,10 +80,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for name in (GRID_NAME, HISTOGRAM_NAME) + ((ATTACK_GRID_NAME,) if attacks else ()):
             check_output(out_dir / name, inputs, args.force, what="--out file", reason="")
 
+    key = key_arg(args)
     model = load_model(args)
+    check_keyed(model, key)
     result = evaluate(model, pairs, size=args.size, fit=args.fit,
                       thumbnails=GRID_ROWS if out_dir is not None else 0, progress=len(pairs) > 4,
-                      attacks=attacks)
+                      attacks=attacks, key=key)
     one_folder = args.secrets is None
     size_text = f"{args.size}x{args.size} (centre crop)" if args.size else f"cover size (secret fitted by {args.fit})"
     print(f"model: {model.describe()}")
@@ -126,6 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "size": args.size,
             "fit": None if args.size else args.fit,
             "quantized": True,
+            "keyed": key is not None,
             "skipped": result.skipped,
             "images": [{k: _finite(v) for k, v in r.items()} for r in result.rows],
         }
@@ -202,6 +207,7 @@ def add_parsers(sub) -> None:
                         f"--out/{ATTACK_GRID_NAME})")
     p.add_argument("--force", "-f", action="store_true",
                    help="overwrite existing --json / --out files (never an input image)")
+    add_key_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="training checkpoint -> standalone .safetensors model, or any model -> ONNX",

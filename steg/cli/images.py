@@ -6,7 +6,13 @@ import argparse
 import warnings
 from pathlib import Path
 
-from steg.cli.common import CLIError, add_model_options, check_output, load_model, png_reason, write_output
+from steg.cli.common import (
+    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, png_reason,
+    write_output,
+)
+
+#: The warning of ``steg hide`` without a key.
+NO_KEY_WARNING = "no --key: anyone with the model can reveal the secret"
 
 #: PNG text chunk ``steg hide`` writes into a stego image: its size, so ``steg reveal`` can tell an edit.
 STEGO_TAG = "steg-stego"
@@ -24,11 +30,16 @@ def cmd_hide(args: argparse.Namespace) -> int:
         if not path.exists():
             raise CLIError(f"{what} image {path} not found")
     cover, secret = load_image(cover_path, None), load_image(secret_path, None)  # modes kept: hide converts
+    key = key_arg(args)
     model = load_model(args)
-    stego = model.hide(cover, secret, fit=args.fit)
+    check_keyed(model, key)
+    stego = model.hide(cover, secret, fit=args.fit, key=key)
     info = PngInfo()
     info.add_text(STEGO_TAG, f"{stego.size[0]}x{stego.size[1]}")
     write_output(out, lambda: save_image(stego, out, format="PNG", pnginfo=info))
+    # After the write, so that an error stays the only line on stderr; only where a key was possible.
+    if key is None and getattr(model.net, "keyed", False):
+        warnings.warn(NO_KEY_WARNING, UserWarning, stacklevel=1)
     print(f"hid {secret_path} ({secret.size[0]}x{secret.size[1]}) in {cover_path} -> {out} "
           f"({stego.size[0]}x{stego.size[1]} {stego.mode} PNG)")
     return 0
@@ -60,11 +71,13 @@ def cmd_reveal(args: argparse.Namespace) -> int:
     check_output(out, [stego_path], args.force, reason=png_reason("revealed image"))
     if not stego_path.exists():
         raise CLIError(f"stego image {stego_path} not found")
+    key = key_arg(args)
     model = load_model(args)
+    check_keyed(model, key)
     stego = load_image(stego_path, model.channels)
     for line in stego_warnings(stego_path, model.size_multiple):
         warnings.warn(line, UserWarning, stacklevel=1)
-    revealed = model.reveal(stego, sharpen=args.sharpen)
+    revealed = model.reveal(stego, sharpen=args.sharpen, key=key)
     write_output(out, lambda: save_image(revealed, out, format="PNG"))
     extra = ", sharpened" if args.sharpen else ""
     print(f"revealed {stego_path} -> {out} ({revealed.size[0]}x{revealed.size[1]} {revealed.mode} PNG{extra})")
@@ -100,6 +113,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--fit", choices=("resize", "crop"), default="resize",
                    help="fit the secret to the cover: resize (default) or scale to cover and centre-crop")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
+    add_key_options(p)
     p.set_defaults(func=cmd_hide)
 
     p = sub.add_parser("reveal", help="recover the secret from a stego image",
@@ -110,6 +124,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--sharpen", action="store_true",
                    help="sharpen with smoothing: unsharp mask (5x5, sigma 1.0) on the revealed image")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
+    add_key_options(p)
     p.set_defaults(func=cmd_reveal)
 
     p = sub.add_parser("samples", help="copy the embedded held-out photos into a folder, to try hide/reveal/eval",

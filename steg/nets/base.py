@@ -61,6 +61,8 @@ class StegNet(nn.Module):
     name: ClassVar[str] = "stegnet"
     #: Image sides must be multiples of this.
     size_multiple: int = 1
+    #: Whether ``hide``/``reveal`` take a ``key`` (only :class:`~steg.nets.qim.QIMNet` so far).
+    keyed: ClassVar[bool] = False
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = super().__new__(cls)
@@ -115,11 +117,17 @@ class StegNet(nn.Module):
         return {}
 
     # -- the nets ---------------------------------------------------------------------
-    def hide(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+    def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement hide(cover, secret)")
 
-    def reveal(self, stego: torch.Tensor) -> torch.Tensor:
+    def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement reveal(stego)")
+
+    def _no_key(self, key) -> None:
+        """Refuse ``key`` (one line) unless this architecture is :attr:`keyed`."""
+        if key is not None and not self.keyed:
+            raise ValueError(f"architecture {self.name!r} has no keyed mode (only qim takes a key); "
+                             "hide and reveal without a key")
 
     def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False,
                 distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
@@ -162,9 +170,11 @@ class PrepHideReveal(StegNet):
         self.reveal_net = reveal_net
         self.residual = residual
 
-    def hide(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+    def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
         out = self.hide_net(torch.cat([cover, self.prep_net(secret)], dim=1))
         return cover + out if self.residual else out
 
-    def reveal(self, stego: torch.Tensor) -> torch.Tensor:
+    def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
         return self.reveal_net(stego)

@@ -212,14 +212,16 @@ class HiNet(StegNet):
         y1, r = self.couple(haar_dwt(cover), haar_dwt(secret))
         return haar_idwt(y1), r
 
-    def hide(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+    def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
         return self.hide_with_lost(cover, secret)[0]
 
     def reveal_with(self, stego: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Revealed secret given the stand-in ``z`` (B, 4C, H/2, W/2) for the lost information."""
         return haar_idwt(self.uncouple(haar_dwt(stego), z)[1])
 
-    def reveal(self, stego: torch.Tensor) -> torch.Tensor:
+    def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
         b, c, h, w = stego.shape
         shape = (b, 4 * c, h // 2, w // 2)
         if self.training and self.z == "gaussian":

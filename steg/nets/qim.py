@@ -68,9 +68,16 @@ class QIMNet(StegNet):
     multiples of 8 (the dither pattern's period, a multiple of the U-Nets' 4).
     The attribute names ``hide_net`` (encoder) and ``reveal_net`` (decoder) are
     those of the shipped model's weights.
+
+    Keys: ``hide(..., key=k)`` / ``reveal(..., key=k)`` replace the fixed dither
+    by a keyed one, uniform over the whole period at every pixel (see
+    :meth:`_dither_like`): without the key, the residues are uniformly
+    distributed whatever the secret, and a wrong key reveals noise. Without a
+    key, anyone with the model (or ``stego mod P``) reads the secret.
     """
 
     name = "qim"
+    keyed = True
     DITHER = 8
     size_multiple = DITHER
 
@@ -96,20 +103,43 @@ class QIMNet(StegNet):
     def tiny(cls) -> dict:
         return {"width": 8, "depth": 1}
 
-    def _dither_like(self, x: torch.Tensor) -> torch.Tensor:
-        reps = (x.shape[-2] // self.DITHER, x.shape[-1] // self.DITHER)
-        return self.dither.to(x.dtype).repeat(1, 1, *reps)
+    def _dither_like(self, x: torch.Tensor, key=None) -> torch.Tensor:
+        """The dither for images like ``x`` (B, C, H, W), in levels.
 
-    def code(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+        ``key`` None: the fixed 8x8 pattern in [-1/2, 1/2), tiled (no secrecy:
+        anyone with the model reveals). ``key`` bytes (a derived key, see
+        :func:`steg.keys.derive_key`): the keyed dither over the whole period,
+        uniform in [0, P) per pixel (:func:`steg.keys.keyed_dither` for an image
+        of x's size). ``key`` a tensor: that dither, precomputed, (C, H, W) or
+        (B, C, H, W) in [0, P) (how :mod:`steg.inference` passes a tile's window
+        of the whole image's dither). The decoder sees the code after the dither
+        is subtracted, so the same weights serve both.
+        """
+        if key is None:
+            reps = (x.shape[-2] // self.DITHER, x.shape[-1] // self.DITHER)
+            return self.dither.to(x.dtype).repeat(1, 1, *reps)
+        if not isinstance(key, torch.Tensor):
+            key = self.keyed_dither(key, tuple(x.shape[-3:]))
+        if key.shape[-3:] != x.shape[-3:]:
+            raise ValueError(f"key dither of shape {tuple(key.shape)} does not match the images {tuple(x.shape)}")
+        return key.to(x.device, x.dtype).expand_as(x)
+
+    def keyed_dither(self, key: bytes, shape: tuple[int, int, int], rows=None, width=None) -> torch.Tensor:
+        """This net's keyed dither for an image of ``shape`` (C, H, W): see :func:`steg.keys.keyed_dither`."""
+        from steg.keys import keyed_dither
+
+        return keyed_dither(key, self.period, shape, rows=rows, width=width)
+
+    def code(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         """The secret as target residues in levels (only the value mod P counts). Shape: (B, C, H, W)."""
         value = secret
         if self.encoder:
             value = value + self.hide_net(torch.cat([cover, secret], dim=1))
-        return (self.period - 1) * value + self._dither_like(secret)
+        return (self.period - 1) * value + self._dither_like(secret, key)
 
-    def hide(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+    def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         levels = torch.round(cover.clamp(0, 1) * 255.0)
-        code = self.code(cover, secret)
+        code = self.code(cover, secret, key)
         code = code + (torch.round(code) - code).detach()  # whole levels, straight-through gradient
         stego = levels + wrap_period(code - levels, self.period)
         # Stay inside 0..255 by moving to the neighbouring value of the same residue.
@@ -117,11 +147,11 @@ class QIMNet(StegNet):
         stego = torch.where(stego > 255.5, stego - self.period, stego)
         return stego / 255.0
 
-    def reveal(self, stego: torch.Tensor) -> torch.Tensor:
+    def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
         residue = torch.remainder(stego * 255.0, self.period)
         # Undo the dither; fold into [-1/2, P - 1/2) so that residue 0 with a
         # positive dither reads as a little below 0, not a little below P.
-        code = torch.remainder(residue - self._dither_like(stego) + 0.5, self.period) - 0.5
+        code = torch.remainder(residue - self._dither_like(stego, key) + 0.5, self.period) - 0.5
         phase = code * (2 * torch.pi / self.period)
         coarse = code / (self.period - 1)
         return coarse + self.reveal_net(torch.cat([coarse, torch.cos(phase), torch.sin(phase)], dim=1))
