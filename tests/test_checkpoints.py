@@ -172,9 +172,12 @@ def test_bad_checkpoint_file_is_named(tiny_cfg, tmp_path):
         read_checkpoint(tmp_path / "nope.ckpt")
 
 
-def test_resume_restores_the_runs_config_and_the_command_line_wins():
+def test_resume_restores_the_runs_config_and_the_command_line_wins(tmp_path):
     cfg = compose_train(["model=qim"])
-    saved = OmegaConf.to_container(compose_train(["model=unet", "beta=0.5", "data.batch_size=8"]), resolve=True)
+    saved = compose_train(["model=unet", "beta=0.5"])
+    with open_dict(saved):
+        saved.run_name, saved.paths.run_dir, saved.data.batch_size = "old", str(tmp_path), 8
+    saved = OmegaConf.to_container(saved, resolve=True)
     restored = restore_config(cfg, saved, overrides=[])
     assert restored.model._target_.endswith("UnshuffleUNet") and restored.beta == 0.5
     assert restored.data.batch_size == 8 and restored.module.beta == 0.5
