@@ -161,10 +161,10 @@ class SecretIsStego:
 
     channels = 3
 
-    def hide_tensor(self, cover, secret):
+    def hide_tensor(self, cover, secret, key=None):
         return secret.clone()
 
-    def reveal_tensor(self, stego):
+    def reveal_tensor(self, stego, key=None):
         return stego.clone()
 
 
