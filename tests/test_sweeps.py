@@ -210,7 +210,7 @@ def test_experiment_presets_compose(tmp_path):
     assert cfg.model._target_.endswith("Subpixel") and list(cfg.model.widths) == [50, 100, 150]
     assert cfg.loss.ssim > 0 and cfg.loss.hist > 0 and cfg.loss.psnr > 0
     assert cfg.data.image_size == 64 and cfg.data.batch_size == 16
-    assert cfg.scheduler._target_.endswith("MultiStepLR")
+    assert cfg.scheduler._target_ == "steg.schedules.step_decay" and list(cfg.scheduler.milestones) == [0.5, 0.75, 0.9167]
 
     cfg = compose_train(["experiment=tiny_imagenet_cnn", f"data.root={tmp_path}"])
     assert cfg.data._target_.endswith("TinyImageNetDataModule") and cfg.model._target_.endswith("CNN")
@@ -253,7 +253,7 @@ def test_multirun_with_ddp_fails_at_once_with_one_line(tmp_path):
     assert proc.returncode != 0
     assert DDP_MESSAGE in proc.stderr
     assert [line for line in proc.stderr.splitlines() if "multirun + ddp" in line] == [
-        f"steg.training.SweepConfigError: {DDP_MESSAGE}"]
+        f"error: SweepConfigError: {DDP_MESSAGE}"]
     assert time.monotonic() - start < 120
     assert not list(sweep.rglob("metrics.json")) and not list(sweep.rglob("offline-run-*"))
 
