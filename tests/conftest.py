@@ -91,3 +91,29 @@ def save_checkpoint(net, path: Path, **extra) -> Path:
     ckpt.update(extra)
     torch.save(ckpt, path)
     return path
+
+
+def impulse_radius(net, which: str, side: int, offsets: int) -> int:
+    """How far (pixels) the response of ``net`` to a unit impulse reaches: the measured receptive radius.
+
+    ``which``: "reveal" (impulse in the stego image), "secret" or "cover" (impulse in that input of
+    hide). The impulse is placed at ``offsets`` positions around the centre of a ``side`` x ``side``
+    float64 image of zeros (so every phase of a strided or shuffled net is seen). Set the net's
+    weights so that nothing cancels (e.g. all positive) before calling.
+    """
+    zero = torch.zeros(1, net.arch_config["channels"], side, side, dtype=torch.float64)
+    radius = 0
+    for offset in range(offsets):
+        centre = side // 2 + offset
+        impulse = zero.clone()
+        impulse[..., centre, centre] = 1.0
+        with torch.no_grad():
+            if which == "reveal":
+                diff = net.reveal(impulse) - net.reveal(zero)
+            elif which == "secret":
+                diff = net.hide(zero, impulse) - net.hide(zero, zero)
+            else:
+                diff = net.hide(impulse, zero) - net.hide(zero, zero)
+        where = (diff.abs() > 0).any(dim=1)[0].nonzero()
+        radius = max(radius, int((where - centre).abs().max()))
+    return radius

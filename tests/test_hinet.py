@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import compose_train, save_checkpoint, tiny
+from conftest import compose_train, impulse_radius, save_checkpoint, tiny
 from steg.nets.hinet import DenseBlock, HiNet, InvertibleBlock, haar_dwt, haar_idwt
 from steg.inference import StegModel, default_margin, load_model
 from steg.models import export_checkpoint
@@ -190,23 +190,7 @@ def _empirical_radius(net: HiNet, which: str) -> int:
             if isinstance(mod, torch.nn.Conv2d):
                 mod.weight.copy_(0.02 + 0.02 * torch.rand(mod.weight.shape, generator=gen, dtype=torch.float64))
                 mod.bias.zero_()
-    side = 2 * net.receptive_radius() + 12
-    zero = torch.zeros(1, net.channels, side, side, dtype=torch.float64)
-    radius = 0
-    for offset in range(2):
-        centre = side // 2 + offset
-        impulse = zero.clone()
-        impulse[..., centre, centre] = 1.0
-        with torch.no_grad():
-            if which == "reveal":
-                diff = net.reveal(impulse) - net.reveal(zero)
-            elif which == "secret":
-                diff = net.hide(zero, impulse) - net.hide(zero, zero)
-            else:
-                diff = net.hide(impulse, zero) - net.hide(zero, zero)
-        where = (diff.abs() > 0).any(dim=1)[0].nonzero()
-        radius = max(radius, int((where - centre).abs().max()))
-    return radius
+    return impulse_radius(net, which, side=2 * net.receptive_radius() + 12, offsets=2)
 
 
 @pytest.mark.parametrize("blocks,depth", [(1, 1), (1, 3), (2, 2), (3, 1)])

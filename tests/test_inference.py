@@ -24,7 +24,7 @@ from steg.io import square_image, to_tensor
 from steg.models import DEFAULT_MODEL, FORMAT, FORMAT_VERSION, PRETRAINED_DIR, ModelError, export_checkpoint, load_net
 from steg.quantize import quantize
 from steg.nets import CNN, Baluja, QIMNet, Subpixel, UnshuffleUNet
-from conftest import gradient_noise, save_checkpoint
+from conftest import gradient_noise, impulse_radius, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = PRETRAINED_DIR / f"{DEFAULT_MODEL}.safetensors"
@@ -307,25 +307,9 @@ def _empirical_radius(net, which: str) -> int:
             if isinstance(mod, torch.nn.Conv2d):
                 mod.weight.fill_(1.0)
                 mod.bias.zero_()
-    radius = 0
-    bound = net.receptive_radius()
-    side = 2 * (bound + 2 * net.size_multiple) + 8
+    side = 2 * (net.receptive_radius() + 2 * net.size_multiple) + 8
     side = -(-side // net.size_multiple) * net.size_multiple  # the nets need multiples of it
-    zero = torch.zeros(1, net.arch_config["channels"], side, side, dtype=torch.float64)
-    for offset in range(net.size_multiple):
-        centre = side // 2 + offset
-        impulse = zero.clone()
-        impulse[..., centre, centre] = 1.0
-        with torch.no_grad():
-            if which == "reveal":
-                diff = net.reveal(impulse) - net.reveal(zero)
-            elif which == "secret":
-                diff = net.hide(zero, impulse) - net.hide(zero, zero)
-            else:
-                diff = net.hide(impulse, zero) - net.hide(zero, zero)
-        where = (diff.abs() > 0).any(dim=1)[0].nonzero()
-        radius = max(radius, int((where - centre).abs().max()))
-    return radius
+    return impulse_radius(net, which, side=side, offsets=net.size_multiple)
 
 
 @pytest.mark.parametrize(
