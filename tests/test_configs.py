@@ -11,7 +11,7 @@ from conftest import compose_train, tiny
 from steg.nets import StegNet
 
 GROUPS = {
-    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet"],
+    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet", "payload"],
     "loss": ["mse", "compound"],
     "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined"],
     "optimizer": ["adam"],

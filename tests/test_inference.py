@@ -23,7 +23,7 @@ from steg.inference import StegModel, default_margin, load_model
 from steg.io import square_image, to_tensor
 from steg.models import DEFAULT_MODEL, FORMAT, FORMAT_VERSION, PRETRAINED_DIR, ModelError, export_checkpoint, load_net
 from steg.quantize import quantize
-from steg.nets import CNN, Baluja, QIMNet, Subpixel, UnshuffleUNet
+from steg.nets import CNN, Baluja, Payload, QIMNet, Subpixel, UnshuffleUNet
 from conftest import gradient_noise, impulse_radius, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -323,8 +323,10 @@ def _empirical_radius(net, which: str) -> int:
         UnshuffleUNet(width=1, depth=2),
         QIMNet(width=1, depth=1, encoder=True, dither=False),
         QIMNet(width=1, depth=2, encoder=False),
+        Payload(net={"name": "unet", "width": 1, "depth": 1}, factor=2),
+        Payload(net={"name": "unet", "width": 1, "depth": 1}, factor=3, grayscale=True),
     ],
-    ids=["subpixel2", "subpixel3", "baluja", "cnn", "unet1", "unet2", "qim_encoder", "qim"],
+    ids=["subpixel2", "subpixel3", "baluja", "cnn", "unet1", "unet2", "qim_encoder", "qim", "payload2", "payload3"],
 )
 def test_receptive_radius_is_a_tight_bound(net):
     measured = max(_empirical_radius(net, which) for which in ("reveal", "secret", "cover"))
