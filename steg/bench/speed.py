@@ -168,7 +168,7 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
         "images_per_s": timer.timed * batch / elapsed, "peak_mb": peak_memory_mb(device),
         "psnr_stego": psnr(stego, cover), "psnr_secret": psnr(revealed, secret),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
+        "gradient_clip_val": trainer.gradient_clip_val,  # what the Trainer clipped at (the preset's)
         "gpu_utilisation": utilisation.mean, "timed_with": "lightning.Trainer (steg.module.StegModule)",
     }
     if device == "cpu":
