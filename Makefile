@@ -30,7 +30,7 @@ test: install  ## the fast test suite (under 5 minutes on 2 CPU cores; no subpro
 test-full: install browser  ## every test, slow and browser ones included (what .ci/run runs)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q $(ARGS)
 
-bench: install  ## speed, inference and quality-at-budget benchmarks -> experiments/bench (~3 h; ARGS="--budget-min 10")
+bench: install  ## speed, inference, quality at a budget, security, robustness -> experiments/bench (~4 h; ARGS="--parts security,robustness")
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m steg.bench $(ARGS)
 	$(MAKE) bench-web
 

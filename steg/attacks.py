@@ -16,10 +16,12 @@ spec               attack
                    and the revealed image is compared with the same window of the secret
 =================  ===========================================================
 
-:func:`evaluate_attacks` (and :func:`attack_pair`, one pair at a time, used by
-``steg eval``) measures PSNR/SSIM of the secret revealed from each attacked
-stego image, beside the clean figures (the row ``clean``), with
-``torchmetrics.functional``; :func:`attack_grid` draws one row per attack.
+:func:`attack_pair` measures, for one pair, PSNR/SSIM of the secret revealed
+from each attacked stego image, beside the clean figures (the row ``clean``),
+with ``torchmetrics.functional``. The loop over pairs is
+:func:`steg.evaluate.evaluate` (``steg eval --attack``);
+:func:`evaluate_attacks` is that loop's attack figures alone.
+:func:`attack_grid` draws one row per attack.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from steg.distortions import Box, crop as crop_tensor
-from steg.io import fit_image, load_image, square_image, to_pil, to_tensor
+from steg.io import to_pil, to_tensor
 from steg.quantize import quantize
 
 __all__ = [
@@ -341,6 +343,9 @@ def evaluate_attacks(
 ) -> AttackReport:
     """Evaluate a :class:`steg.inference.StegModel` on (cover, secret) pairs under each attack.
 
+    The loop over pairs is :func:`steg.evaluate.evaluate` (``steg eval --attack``); this
+    keeps only its attack figures.
+
     Args:
         pairs: (cover, secret) as paths or PIL images.
         attacks: :class:`Attack` list or a spec string (see :func:`parse_attacks`).
@@ -348,23 +353,17 @@ def evaluate_attacks(
             cover's size and resizes the secret to it.
         seed: seeds the noise attack's generator (one generator for the whole evaluation).
         grid: draw :func:`attack_grid` for the first pair.
+
+    Raises:
+        steg.evaluate.EvalError: no pair could be evaluated (unreadable pairs are skipped
+            with a warning, as ``steg eval`` does).
     """
+    from steg.evaluate import evaluate
+
     if isinstance(attacks, str):
         attacks = parse_attacks(attacks)
-    rng = np.random.default_rng(seed)
-    rows: list[dict[str, Any]] = []
-    first: list[dict[str, Any]] = []
-    for index, (cover, secret) in enumerate(pairs):
-        cover, secret = (load_image(x, model.channels) if not isinstance(x, Image.Image) else x for x in (cover, secret))
-        if size is not None:
-            cover, secret = square_image(cover, size), square_image(secret, size)
-        else:
-            secret = fit_image(secret, cover.size, "resize")
-        pair_rows = attack_pair(model, _to_tensor(cover), _to_tensor(secret), attacks, rng, keep_images=grid and index == 0)
-        if index == 0 and grid:
-            first = pair_rows
-        for row in pair_rows:
-            rows.append({"pair": index, **{k: v for k, v in row.items() if not isinstance(v, torch.Tensor)}})
-    if not rows:
-        raise ValueError("evaluate_attacks needs at least one (cover, secret) pair")
-    return AttackReport(rows, summarize(rows), attack_grid(first) if first else None)
+    result = evaluate(model, pairs, size=size, fit="resize", thumbnails=1 if grid else 0,
+                      attacks=attacks, attack_seed=seed)
+    rows = [{k: v for k, v in row.items() if k not in ("cover", "secret")} for row in result.attack_rows]
+    images = result.attack_images
+    return AttackReport(rows, result.attack_summary, attack_grid(images) if grid and images else None)

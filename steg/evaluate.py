@@ -16,7 +16,8 @@ and before the reveal net sees it, and the revealed image is quantized too.
 With ``attacks`` (see :func:`steg.attacks.parse_attacks`), the same 8-bit stego
 image is also distorted by each real attack and revealed again
 (:func:`steg.attacks.attack_pair`); ``result.attack_summary`` holds the
-per-attack means (``steg eval --attack``).
+per-attack means (``steg eval --attack``). This is the one loop over pairs:
+:func:`steg.attacks.evaluate_attacks` calls it.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+
+from PIL import Image
 
 from steg.io import IMAGE_EXTENSIONS, ImageError, find_images, fit_image, load_image, square_image, to_tensor
 from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
@@ -60,7 +63,8 @@ class EvalResult:
     values); ``thumbnails``: the first pairs' cover, secret, stego, revealed
     (C, h, w) tensors for a grid; ``skipped``: one line per pair left out.
     With attacks: ``attack_rows`` (one dict per pair and attack, ``clean``
-    first, see :func:`steg.attacks.attack_pair`), ``attack_summary``
+    first, ``pair`` the pair's index in the input, see
+    :func:`steg.attacks.attack_pair`), ``attack_summary``
     (:func:`steg.attacks.summarize`), ``attack_images`` (the first pair's rows
     with their (C, h, w) images, for :func:`steg.attacks.attack_grid`, when
     ``thumbnails`` > 0).
@@ -121,13 +125,28 @@ def _warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None, fit: str = "resize",
+#: One image of a pair: a path to an image file, or a PIL image already loaded.
+ImageSource = Union[str, Path, Image.Image]
+
+
+def _load(source: ImageSource, channels: int) -> Image.Image:
+    """A path loaded by :func:`steg.io.load_image`; a PIL image converted to 'RGB' (3) or 'L' (1)."""
+    if isinstance(source, Image.Image):
+        return source.convert("RGB" if channels == 3 else "L")
+    return load_image(source, channels)
+
+
+def _name(source: ImageSource, index: int) -> str:
+    return f"<image {index}>" if isinstance(source, Image.Image) else str(source)
+
+
+def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int | None = None, fit: str = "resize",
              thumbnails: int = 0, progress: bool = False, attacks: Sequence | str | None = None,
              attack_seed: int = 0, key: Any = None) -> EvalResult:
     """Hide and reveal every pair with ``model`` (a :class:`steg.inference.StegModel`) and measure it.
 
     Args:
-        pairs: (cover path, secret path) pairs (see :func:`folder_pairs`).
+        pairs: (cover, secret) pairs of paths (see :func:`folder_pairs`) or PIL images.
         size: centre-crop both images to ``size`` x ``size`` (shorter side
             resized first); None: the cover's size, the secret fitted by ``fit``.
         thumbnails: keep this many pairs' images for a grid.
@@ -162,10 +181,11 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
     metrics = {pair: pair_metrics("", "") for pair in PAIRS}
     result = EvalResult(counts={name: torch.zeros(256, dtype=torch.long) for name in HISTOGRAMS.values()})
     bar = tqdm(pairs, desc="eval", unit="pair", disable=not progress or None, file=sys.stderr)
-    for cover_path, secret_path in bar:
+    for index, (cover_source, secret_source) in enumerate(bar):
+        cover_path, secret_path = _name(cover_source, 2 * index), _name(secret_source, 2 * index + 1)
         where = f"pair ({Path(cover_path).name}, {Path(secret_path).name})"
         try:
-            cover, secret = load_image(cover_path, channels), load_image(secret_path, channels)
+            cover, secret = _load(cover_source, channels), _load(secret_source, channels)
         except ImageError as exc:
             result.skipped.append(f"{where}: {exc}")
             _warn(f"skipping {where}: {exc}")
@@ -199,7 +219,7 @@ def evaluate(model, pairs: Sequence[tuple[Path, Path]], size: int | None = None,
             pair_rows = attack_pair(model, c, s, attacks, attack_rng, stego=stego, keep_images=keep, key=key)
             if keep:
                 result.attack_images = pair_rows
-            result.attack_rows += [{"cover": str(cover_path), "secret": str(secret_path),
+            result.attack_rows += [{"pair": index, "cover": cover_path, "secret": secret_path,
                                     **{k: v for k, v in r.items() if not isinstance(v, torch.Tensor)}}
                                    for r in pair_rows]
         if len(result.thumbnails) < thumbnails:

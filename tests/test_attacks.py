@@ -196,6 +196,25 @@ def test_shipped_model_is_fragile_and_crop_survives():
     assert "jpeg:75" in report.table and report.grid is not None
 
 
+def test_evaluate_attacks_is_evaluate_with_attacks(tmp_path):
+    """One loop over pairs: evaluate_attacks gives evaluate's attack figures, takes PIL images
+    like paths, and skips an unreadable pair with a warning as steg eval does."""
+    import steg
+    from steg.evaluate import evaluate
+
+    model = steg.load_model()
+    path = tmp_path / "secret.png"
+    gradient_noise(64, 64, seed=1).save(path)
+    pairs = [(gradient_noise(64, 64, seed=0), path), (tmp_path / "missing.png", path)]
+    with pytest.warns(UserWarning, match="missing.png"):
+        report = A.evaluate_attacks(model, pairs, "jpeg:90,noise:2", size=64, seed=3)
+    with pytest.warns(UserWarning, match="missing.png"):
+        result = evaluate(model, pairs, size=64, attacks="jpeg:90,noise:2", attack_seed=3)
+    assert report.summary == result.attack_summary and report.summary["clean"]["n"] == 1
+    assert [(r["pair"], r["attack"]) for r in report.rows] == [(0, "clean"), (0, "jpeg:90"), (0, "noise:2")]
+    assert report.grid is not None
+
+
 # --------------------------------------------------------------------------- #
 # steg eval --attack
 # --------------------------------------------------------------------------- #

@@ -6,13 +6,50 @@ import re
 
 import pytest
 
-from steg.bench import fast_path, main, markdown, models
+from steg.bench import Target, build_parser, compose, fast_path, main, markdown, models, preset, resolve_targets
+from steg.bench.quality import train_command
 
 
 def test_models_come_from_the_registry():
     from steg.nets import ARCHITECTURES
 
-    assert set(models()) == set(ARCHITECTURES) >= {"qim", "unet", "subpixel", "cnn", "baluja"}
+    assert set(models()) == set(ARCHITECTURES) >= {"qim", "unet", "subpixel", "cnn", "baluja", "hinet"}
+
+
+def test_default_targets_are_every_architecture_and_every_shipped_model():
+    from steg.models import shipped_models
+
+    targets = resolve_targets(None)
+    assert [t.arch for t in targets if t.arch] == list(models())
+    assert [t.shipped for t in targets if t.shipped] == shipped_models() and "default" in shipped_models()
+    assert resolve_targets("hinet,default,shipped:default") == [Target(arch="hinet"), Target(shipped="default")]
+
+
+def test_hinet_trains_with_its_preset_and_the_bench_settings_win(tmp_path):
+    """Quality runs of hinet get experiment=hinet_cpu (gradient clipping) before the bench's own
+    settings, which win: every architecture trains on the same budget, beta and schedule."""
+    opts = build_parser().parse_args(["--budget-min", "2", "--beta", "0.5", "--train-args", "data.batch_size=4"])
+    cmd = train_command(opts, "hinet", tmp_path / "run")
+    assert "experiment=hinet_cpu" in cmd and cmd.index("experiment=hinet_cpu") < cmd.index("beta=0.5")
+    assert cmd[-1] == "data.batch_size=4" and "trainer.max_time=00:00:02:00" in cmd
+    cfg = compose("hinet", overrides=[c for c in cmd[2:] if not c.startswith("hydra.")])
+    assert cfg.trainer.gradient_clip_val == 1.0 and cfg.beta == 0.5 and not cfg.get("scheduler")
+    assert cfg.model._target_ == "steg.nets.HiNet"
+    assert preset("qim") is None and "experiment=" not in " ".join(train_command(opts, "qim", tmp_path))
+
+
+def test_speed_and_inference_include_hinet_with_its_gradient_clipping(tmp_path):
+    out = tmp_path / "bench"
+    main(["--parts", "speed,inference", "--models", "hinet", "--tiny", "--seconds", "0.1", "--device", "cpu",
+          "--inference-sizes", "64", "--repeats", "0", "--out", str(out)])
+    report = json.loads((out / "bench.json").read_text())
+    (row,) = report["speed"]["rows"]
+    assert row["model"] == "hinet" and row["eager"]["gradient_clip_val"] == 1.0
+    assert row["eager"]["images_per_s"] > 0 and math.isfinite(row["fast"]["psnr_secret"])
+    (inference,) = report["inference"]["rows"]
+    assert inference["model"] == "hinet" and inference["total_ms"] > 0
+    md = (out / "bench.md").read_text()
+    assert md.count("| `hinet` |") == 2
 
 
 def test_fast_path_per_device():
@@ -63,6 +100,10 @@ def test_quality_part_trains_and_evaluates(tmp_path):
     (["--models", "nope"], "conf/model/nope.yaml"),
     (["--parts", "speed,fly"], "unknown part 'fly'"),
     (["--fast", "bf16+turbo"], "mode 'bf16+turbo'"),
+    (["--models", "shipped:nope"], "steg/pretrained/nope.safetensors"),
+    (["--parts", "robustness", "--attacks", "jpeg:90,jpeg:200"], "--attacks: attack 'jpeg:200'"),
+    (["--parts", "security", "--eval-size", "100"], "--eval-size must be a positive multiple of 64"),
+    (["--parts", "security", "--thief-steps", "-1"], "--thief-steps and --detector-steps must be >= 0"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
     with pytest.raises(SystemExit, match=re.escape(message)):

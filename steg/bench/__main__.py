@@ -1,0 +1,7 @@
+"""``python -m steg.bench`` (what ``make bench`` runs)."""
+
+import sys
+
+from steg.bench.cli import main
+
+sys.exit(main())
