@@ -259,3 +259,41 @@ def test_combined_config_holds_every_kind():
     layer = hydra.utils.instantiate(OmegaConf.load(CONF / "combined.yaml"))
     kinds = {type(d) for d in layer.distortions}
     assert kinds == set(EXPECTED.values()) - {D.Combined}
+
+
+def test_training_step_reveals_from_the_distorted_stego_and_eval_does_not():
+    """StegModule(distortion=...): the reveal net sees the distorted image in training only."""
+    from steg.losses import ImageLoss
+    from steg.module import StegModule
+    from steg.nets import UnshuffleUNet
+    from steg.quantize import quantize
+
+    torch.manual_seed(0)
+    net = UnshuffleUNet(width=8, depth=1)
+    seen = []
+    reveal = net.reveal
+    net.reveal = lambda stego, key=None: (seen.append(stego.detach().clone()), reveal(stego))[1]
+    module = StegModule(net, ImageLoss(), distortion=D.GaussianNoise(sigma=20.0))
+    cover, secret = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    loss = module.training_step((cover, secret), 0)
+    stego = quantize(net.hide(cover, secret))
+    away = (seen[-1] - stego).abs().mean() * 255
+    assert 10 < away < 25  # noise of 20 levels (|N(0, 20)| averages 16), not the clean stego
+    loss.backward()
+    assert all(p.grad is not None for p in net.hide_net.parameters())
+    module.eval()
+    module.validation_step((cover, secret), 0)
+    assert torch.equal(seen[-1], stego)
+
+
+def test_robust_preset_builds_the_robust_recipe():
+    """experiment=robust: a half-resolution-payload unet, JPEG on half the batches, noise, none."""
+    from conftest import compose_train
+    from steg.nets import Payload, UnshuffleUNet
+
+    cfg = compose_train(["experiment=robust"])
+    net = hydra.utils.instantiate(cfg.model)
+    assert isinstance(net, Payload) and isinstance(net.net, UnshuffleUNet) and net.factor == 2
+    layer = hydra.utils.instantiate(cfg.distortion)
+    assert [type(d) for d in layer.distortions] == [D.Identity, D.JPEG, D.GaussianNoise]
+    assert layer.weights.tolist() == [1.0, 2.0, 1.0] and cfg.beta == 1.0
