@@ -340,7 +340,8 @@ class StegModel:
         for i in range(cover.shape[0]):
             pair = [cover[i : i + 1], secret[i : i + 1]]
             if key is not None and self.net.scrambles:
-                outs.append(self._apply(self.net.hide, [pair[0], scramble_secret(pair[1], key, nonce)]))
+                hidden = scramble_secret(pair[1], key, self.net.key_block, nonce)
+                outs.append(self._apply(self.net.hide, [pair[0], hidden]))
             elif period is None:
                 outs.append(self._apply(self.net.hide, pair, key))
             else:
@@ -363,7 +364,7 @@ class StegModel:
         for i in range(stego.shape[0]):
             one = stego[i : i + 1]
             if key is not None and self.net.scrambles:
-                outs.append(unscramble_secret(self._apply(self.net.reveal, [one]), key))
+                outs.append(unscramble_secret(self._apply(self.net.reveal, [one]), key, self.net.key_block))
             elif period is None:
                 outs.append(self._apply(self.net.reveal, [one], key))
             else:

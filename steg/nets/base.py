@@ -12,10 +12,10 @@ files, the benchmark, the tests) asks the net, never its name:
   so that a model file can rebuild the net without Hydra;
 - :meth:`StegNet.tiny`: constructor arguments of a seconds-fast version for tests;
 - :attr:`StegNet.keyed`: whether hide and reveal take a secret key. Every
-  architecture takes the constructor option ``keyed=True`` (``model.keyed=true``;
-  recorded in ``arch_config``): the key then scrambles the secret around the net
-  (:mod:`steg.scramble`), in training (a fresh key per image), validation and
-  inference alike. qim is keyed by construction (its key sets its dither:
+  architecture takes the constructor options ``keyed=True`` and ``key_block``
+  (``model.keyed=true``; recorded in ``arch_config``): the key then scrambles the
+  secret around the net (:mod:`steg.scramble`), in training (a fresh key per
+  image), validation and inference alike. qim is keyed by construction (its key sets its dither:
   :attr:`StegNet.native_key`).
 
 The classic prep + hide + reveal layout of Baluja's lineage is
@@ -53,19 +53,23 @@ def plain(value: Any) -> Any:
 
 
 class _StegNetType(type):
-    """Metaclass of :class:`StegNet`: ``keyed=`` is a constructor option of every architecture.
+    """Metaclass of :class:`StegNet`: ``keyed=`` and ``key_block=`` are constructor options of every architecture.
 
-    It is taken here, before the class's own ``__init__`` runs, so that a user's
-    subclass gets a keyed mode without naming ``keyed`` in its signature (the name is
-    reserved). ``keyed=True`` sets the instance's :attr:`StegNet.keyed`.
+    They are taken here, before the class's own ``__init__`` runs, so that a user's
+    subclass gets a keyed mode without naming them in its signature (the names are
+    reserved). ``keyed=True`` sets the instance's :attr:`StegNet.keyed`;
+    ``key_block`` the side of the squares its key scrambles (:mod:`steg.scramble`).
     """
 
-    def __call__(cls, *args: Any, keyed: bool = False, **kwargs: Any):
+    def __call__(cls, *args: Any, keyed: bool = False, key_block: int | None = None, **kwargs: Any):
+        from steg.scramble import DEFAULT_BLOCK, _check_block
+
         if not isinstance(keyed, bool):
             raise ValueError(f"keyed must be true or false, got {keyed!r}")
+        block = _check_block(DEFAULT_BLOCK if key_block is None else key_block)
         net = super().__call__(*args, **kwargs)
         if keyed and not cls.native_key:
-            net.keyed = True
+            net.keyed, net.key_block = True, block
         return net
 
 
@@ -92,6 +96,8 @@ class StegNet(nn.Module, metaclass=_StegNetType):
     #: Whether the key goes into ``hide``/``reveal`` themselves (qim's keyed dither); otherwise
     #: a keyed net's key scrambles the secret around them (:mod:`steg.scramble`).
     native_key: ClassVar[bool] = False
+    #: Side of the squares a keyed net's key scrambles (:mod:`steg.scramble`; ``key_block=``).
+    key_block: int = 1
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = super().__new__(cls)
@@ -125,7 +131,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
             config["target"] = f"{cls.__module__}.{cls.__qualname__}"
         config.update(getattr(self, "_init_args", {}))
         if self.scrambles:
-            config["keyed"] = True
+            config.update(keyed=True, key_block=self.key_block)
         return config
 
     def receptive_radius(self) -> int | None:
@@ -184,7 +190,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         self._check_scrambles()
         from steg.scramble import scramble
 
-        return self.hide(cover, scramble(secret, key))
+        return self.hide(cover, scramble(secret, key, self.key_block))
 
     def reveal_with_key(self, stego: torch.Tensor, key=None) -> torch.Tensor:
         """``reveal`` of whole images with the key(s) given to :meth:`hide_with_key`. Shapes as :meth:`reveal`."""
@@ -195,7 +201,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         self._check_scrambles()
         from steg.scramble import unscramble
 
-        return unscramble(self.reveal(stego), key)
+        return unscramble(self.reveal(stego), key, self.key_block)
 
     def _check_scrambles(self) -> None:
         if not self.scrambles:
@@ -243,7 +249,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         if keys is not None:
             from steg.scramble import scramble, unscramble
 
-            hidden = scramble(secret, keys)
+            hidden = scramble(secret, keys, self.key_block)
         stego = self.hide(cover, hidden)
         if quantize:
             stego = quantize_ste(stego)
@@ -253,7 +259,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
             seen, target, box = distorted.image, distorted.crop(hidden), distorted.box
         revealed = self.reveal(seen)
         if keys is not None and box is None:
-            revealed, target = unscramble(revealed, keys), secret
+            revealed, target = unscramble(revealed, keys, self.key_block), secret
         return {"stego": stego, "revealed": revealed, "target": target}
 
     #: Weights of the terms that :meth:`extra_losses` returns, by name.
