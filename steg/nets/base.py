@@ -15,8 +15,8 @@ files, the benchmark, the tests) asks the net, never its name:
   architecture takes the constructor options ``keyed=True`` and ``key_block``
   (``model.keyed=true``; recorded in ``arch_config``): the key then scrambles the
   secret around the net (:mod:`steg.scramble`), in training (a fresh key per
-  image), validation and inference alike. qim is keyed by construction (its key sets its dither:
-  :attr:`StegNet.native_key`).
+  image), validation and inference alike. qim is keyed by construction (its key
+  sets its dither: :attr:`StegNet.native_key`).
 
 The classic prep + hide + reveal layout of Baluja's lineage is
 :class:`PrepHideReveal`; other designs (QIM, invertible nets) subclass
