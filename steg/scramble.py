@@ -154,18 +154,12 @@ def _batch_keys(keys: Keys, batch: int) -> list[bytes]:
     return keys
 
 
-def _tables(keys: Keys, x: torch.Tensor, block: int, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gather index (B, C, H*W), negate (B, 1, H*W)) on x's device; ``inverse``: the index that undoes it."""
+def _tables(keys: Keys, x: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source index (B, C, H*W), negate (B, 1, H*W)) of the scrambling of each image, on x's device."""
     b, c, h, w = x.shape
-    index, negate = [], []
-    for key in _batch_keys(keys, b):
-        source, neg = scrambling(key, x.shape, block)
-        if inverse:
-            source = torch.empty_like(source).scatter_(0, source, torch.arange(h * w))
-        index.append(source)
-        negate.append(neg)
-    gather = torch.stack(index).to(x.device)[:, None, :].expand(b, c, h * w)
-    return gather, torch.stack(negate)[:, None, :].to(x.device)
+    tables = [scrambling(key, x.shape, block) for key in _batch_keys(keys, b)]
+    index = torch.stack([t[0] for t in tables]).to(x.device)[:, None, :].expand(b, c, h * w)
+    return index, torch.stack([t[1] for t in tables])[:, None, :].to(x.device)
 
 
 def scramble(x: torch.Tensor, keys: Keys, block: int = DEFAULT_BLOCK) -> torch.Tensor:
@@ -177,17 +171,17 @@ def scramble(x: torch.Tensor, keys: Keys, block: int = DEFAULT_BLOCK) -> torch.T
     >>> torch.equal(unscramble(scramble(x, b"k"), b"k"), x)
     True
     """
-    index, negate = _tables(keys, x, block, inverse=False)
+    index, negate = _tables(keys, x, block)
     v = torch.gather(x.flatten(2), 2, index)
     return torch.where(negate, 1 - v, v).view_as(x)
 
 
 def unscramble(x: torch.Tensor, keys: Keys, block: int = DEFAULT_BLOCK) -> torch.Tensor:
     """The inverse of :func:`scramble` with the same keys and block: (B, C, H, W) -> (B, C, H, W)."""
-    index, _ = _tables(keys, x, block, inverse=True)
-    _, negate = _tables(keys, x, block, inverse=False)
+    index, negate = _tables(keys, x, block)
     v = x.flatten(2)
-    return torch.gather(torch.where(negate, 1 - v, v), 2, index).view_as(x)
+    v = torch.where(negate, 1 - v, v)
+    return torch.empty_like(v).scatter(2, index, v).view_as(x)  # pixel j goes back to index[j]
 
 
 # --------------------------------------------------------------------------- #
