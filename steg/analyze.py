@@ -12,7 +12,8 @@ exactly what ``steg hide`` saves) and measures, against the real secret:
 - **key reuse**: one known secret hidden with the same key (qim, keyed only);
 - **a learned thief** (:func:`steg.leakage.train_thief`) trained on stego
   images the attacker makes from the training photos with the public model and
-  random keys of their own, evaluated on the user's stego images; with a key, a
+  random keys of their own (the keyed dither for qim, the keyed scrambling of
+  :mod:`steg.scramble` for any other keyed net), evaluated on the user's stego images; with a key, a
   control thief trained and tested without keys shows what the thief can learn
   when nothing is hidden from it;
 - **detectability**: a steganalysis CNN (:mod:`steg.steganalysis`) trained
@@ -263,13 +264,10 @@ def analyze(
 
 
 def _make_stego(net, cover: torch.Tensor, secret: torch.Tensor, keyed: bool) -> torch.Tensor:
-    """Stego images the attacker makes with the public net and random keys of their own (or none)."""
-    key = None
-    if keyed:
-        c, h, w = cover.shape[1:]
-        key = torch.stack([net.keyed_dither(random_key(), (c, h, w)) for _ in range(len(cover))])
+    """Stego images the attacker makes with the public net and a random key of their own per image (or none)."""
+    keys = [random_key() for _ in range(len(cover))] if keyed else None
     with torch.no_grad():
-        return quantize(net.hide(cover, secret, key=key))
+        return quantize(net.hide_with_key(cover, secret, keys))
 
 
 def _run_thief(model, key, period, covers, stegos, secrets, pictures, steps, batch, crop, seed, log) -> dict:

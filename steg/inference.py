@@ -312,21 +312,9 @@ class StegModel:
         """A passphrase (str/bytes) derived with :func:`steg.keys.derive_key`; a DerivedKey as is."""
         from steg.keys import resolve_key
 
-        if key is not None and not getattr(self.net, "keyed", False):
-            raise ValueError(
-                f"architecture {self.net.arch_config.get('name')!r} has no keyed mode (only qim takes a key); "
-                "hide and reveal without a key"
-            )
+        if key is not None and not self.net.keyed:
+            self.net._no_key(key)  # one line: "no keyed mode"
         return resolve_key(key)
-
-    def _nonce_period(self, shape: Sequence[int]) -> int | None:
-        """The qim period if images of ``shape`` (C, H, W) carry a per-image nonce, else None."""
-        from steg.keys import NONCE_MIN_PERIOD, nonce_positions
-
-        period = getattr(self.net, "period", None)
-        if period is None or period < NONCE_MIN_PERIOD or nonce_positions(tuple(shape)) is None:
-            return None
-        return int(period)
 
     def hide_tensor(
         self, cover: torch.Tensor, secret: torch.Tensor, key: Any = None, nonce: bytes | None = None
@@ -335,24 +323,30 @@ class StegModel:
 
         ``key``: None, a passphrase (str/bytes) or a :class:`steg.keys.DerivedKey`.
         With a key, every image draws a random nonce (``nonce``: a fixed one, for
-        reproducible tests), hides with the key of (key, nonce) and writes the
-        nonce, masked by the key, into its top-row pixels (:func:`steg.keys.embed_nonce`);
-        so one key can hide many images without them sharing a key stream.
+        reproducible tests) and hides with the key of (key, nonce), so one key can
+        hide many images without them sharing a key stream. qim writes the nonce,
+        masked by the key, into its top-row pixels (:func:`steg.keys.embed_nonce`);
+        other keyed nets scramble the whole secret before tiling and carry the nonce
+        inside it (:func:`steg.scramble.scramble_secret`).
         """
-        from steg.keys import NONCE_BYTES, embed_nonce, image_key
+        from steg.keys import NONCE_BYTES, embed_nonce, image_key, qim_nonce_period
+        from steg.scramble import scramble_secret
 
         if cover.shape != secret.shape:
             raise ValueError(f"cover {tuple(cover.shape)} and secret {tuple(secret.shape)} must have the same shape")
         key = self._key(key)
-        period = self._nonce_period(cover.shape[1:]) if key is not None else None
+        period = qim_nonce_period(self.net, cover.shape[1:]) if key is not None else None
         outs = []
         for i in range(cover.shape[0]):
             pair = [cover[i : i + 1], secret[i : i + 1]]
-            if period is None:
+            if key is not None and self.net.scrambles:
+                hidden = scramble_secret(pair[1], key, self.net.key_block, nonce)
+                outs.append(self._apply(self.net.hide, [pair[0], hidden]))
+            elif period is None:
                 outs.append(self._apply(self.net.hide, pair, key))
-                continue
-            n = os.urandom(NONCE_BYTES) if nonce is None else nonce
-            outs.append(embed_nonce(self._apply(self.net.hide, pair, image_key(key, n)), key, n, period))
+            else:
+                n = os.urandom(NONCE_BYTES) if nonce is None else nonce
+                outs.append(embed_nonce(self._apply(self.net.hide, pair, image_key(key, n)), key, n, period))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def reveal_tensor(self, stego: torch.Tensor, key: Any = None) -> torch.Tensor:
@@ -361,18 +355,21 @@ class StegModel:
         A wrong key gives an image (noise), never an error: a steganography tool
         must not confirm that something is hidden.
         """
-        from steg.keys import image_key, patch_nonce_pixels, read_nonce
+        from steg.keys import image_key, patch_nonce_pixels, qim_nonce_period, read_nonce
+        from steg.scramble import unscramble_secret
 
         key = self._key(key)
-        period = self._nonce_period(stego.shape[1:]) if key is not None else None
+        period = qim_nonce_period(self.net, stego.shape[1:]) if key is not None else None
         outs = []
         for i in range(stego.shape[0]):
             one = stego[i : i + 1]
-            if period is None:
+            if key is not None and self.net.scrambles:
+                outs.append(unscramble_secret(self._apply(self.net.reveal, [one]), key, self.net.key_block))
+            elif period is None:
                 outs.append(self._apply(self.net.reveal, [one], key))
-                continue
-            nonce = read_nonce(one, key, period)
-            outs.append(patch_nonce_pixels(self._apply(self.net.reveal, [one], image_key(key, nonce))))
+            else:
+                nonce = read_nonce(one, key, period)
+                outs.append(patch_nonce_pixels(self._apply(self.net.reveal, [one], image_key(key, nonce))))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     # -- user API ---------------------------------------------------------------------
@@ -390,7 +387,8 @@ class StegModel:
             quantize: for tensor results, clamp to [0, 1] and round to 8 bits
                 (what a saved PNG holds); False gives the raw net output.
                 PIL results are always 8-bit.
-            key: a passphrase (str/bytes) or :class:`steg.keys.DerivedKey`;
+            key: a passphrase (str/bytes) or :class:`steg.keys.DerivedKey`, for
+                keyed models (qim, or any net trained with ``model.keyed=true``);
                 only the same key reveals. None: anyone with the model can.
 
         Returns:

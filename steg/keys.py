@@ -58,6 +58,7 @@ __all__ = [
     "embed_nonce",
     "read_nonce",
     "patch_nonce_pixels",
+    "qim_nonce_period",
 ]
 
 #: Fixed salt of the passphrase KDF: public, one per purpose (see the module docstring).
@@ -290,6 +291,14 @@ def read_nonce(stego: torch.Tensor, key: bytes, period: int) -> bytes | None:
     v = torch.remainder(levels - _nonce_dither(key, period, tuple(stego.shape[1:])), period)
     bits = torch.remainder(torch.round(v / (period / 2)), 2).long().tolist()
     return bytes(sum(bits[8 * j + k] << k for k in range(8)) for j in range(NONCE_BYTES))
+
+
+def qim_nonce_period(net, shape: tuple[int, ...]) -> int | None:
+    """The qim period if ``net`` writes a nonce into images of ``shape`` (C, H, W) (:func:`embed_nonce`), else None."""
+    period = getattr(net, "period", None) if getattr(net, "native_key", False) else None
+    if period is None or period < NONCE_MIN_PERIOD or nonce_positions(tuple(shape)) is None:
+        return None
+    return int(period)
 
 
 def patch_nonce_pixels(revealed: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,10 @@ trains the prep and hide nets too.
 
 Validation measures what a user gets: the stego image is quantized to 8 bits
 (clamp, round to 1/255) before it is measured and before the reveal net sees it,
-and the revealed image is quantized too before it is measured.
+and the revealed image is quantized too before it is measured. A keyed net
+(``model.keyed=true``) trains on secrets scrambled under a fresh key per image
+and is validated under fixed keys (:meth:`steg.nets.StegNet.forward`,
+:meth:`~steg.nets.StegNet.validation_keys`), unscrambled before any loss or metric.
 """
 
 from __future__ import annotations
@@ -148,8 +151,9 @@ class StegModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         cover, secret = self._images(batch)
-        stego_q = quantize(self.net.hide(cover, secret))
-        revealed = self.net.reveal(stego_q)
+        keys = self.net.validation_keys(cover.shape[0], batch_idx)  # keyed nets: fixed keys, else None
+        stego_q = quantize(self.net.hide_with_key(cover, secret, keys))
+        revealed = self.net.reveal_with_key(stego_q, keys)
         self._objective(cover, secret, stego_q, revealed, "val")
         revealed_q = quantize(revealed)
         self._update_metrics("val", cover, secret, stego_q, revealed_q)

@@ -1,4 +1,5 @@
-"""Keys: derivation, the key stream, keyed qim with the shipped model, and the CLI options."""
+"""Keys: derivation, the key stream, keyed qim with the shipped model, keyed learned models (model.keyed=true)
+through the API, model files, tiles, the CLI and steg analyze, and the CLI options."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from steg.data import sample_photo_paths
 from steg.inference import StegModel, load_model
 from steg.io import load_image, square_image, to_tensor
 from steg.leakage import keyless_attacks, known_secret_dither
-from steg.nets import UnshuffleUNet
+from steg.nets import StegNet, UnshuffleUNet
 from steg.quantize import quantize
+from conftest import save_checkpoint
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -208,3 +210,159 @@ def test_cli_eval_key_goes_through_the_library(tmp_path, capsys):
     assert figures["keyed"]["psnr_secret"] > figures["plain"]["psnr_secret"] - 1.5
     capsys.readouterr()
     assert main(["eval", "--covers", str(folder), "--key", "k", "--model", str(tmp_path / "none.safetensors")]) == 2
+
+
+# --- keyed learned models (model.keyed=true) ----------------------------------------------------
+
+
+class Transparent(StegNet):
+    """A perfect "learned" net: the stego image is the secret it is given, reveal gives it back.
+
+    With a key it is given the scrambled secret, so it isolates the keyed pipeline (scrambling at
+    whole-image level, nonce, model file, CLI) from how well a net learns.
+    """
+
+    name = "transparent_test"
+
+    def __init__(self, channels: int = 3):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def hide(self, cover, secret):
+        return self.gain * secret
+
+    def reveal(self, stego):
+        return self.gain * stego
+
+    def receptive_radius(self) -> int:
+        return 0
+
+
+def held_out(size: int) -> list[torch.Tensor]:
+    return [to_tensor(square_image(load_image(p, 3), size)).unsqueeze(0) for p in sample_photo_paths("val")]
+
+
+@pytest.fixture(scope="module")
+def keyed_ckpt(tmp_path_factory):
+    return save_checkpoint(Transparent(keyed=True), tmp_path_factory.mktemp("keyed") / "transparent.ckpt")
+
+
+def test_keyed_learned_model_right_key_reveals_wrong_or_no_key_gives_noise(keyed_ckpt):
+    model = load_model(keyed_ckpt, tile=None)
+    assert model.net.keyed and model.net.arch_config["keyed"] is True
+    for size in (256, 64):  # with the per-image nonce, and too small for one
+        photos = held_out(size)
+        wrongs = []
+        for i in range(len(photos)):
+            cover, secret = photos[i], photos[(i + 1) % len(photos)]
+            stego = quantize(model.hide_tensor(cover, secret, key="correct horse"))
+            right = psnr(quantize(model.reveal_tensor(stego, key="correct horse")), secret)
+            wrong = psnr(quantize(model.reveal_tensor(stego, key="correct horse!")), secret)
+            none = psnr(quantize(model.reveal_tensor(stego)), secret)  # the public net alone: the scrambled secret
+            grey = psnr(torch.full_like(secret, 0.5), secret)  # an image that knows nothing
+            assert right > 35.0 and max(wrong, none) < min(grey, 13.0), (size, i, right, wrong, none, grey)
+            wrongs += [wrong, none]
+        assert sum(wrongs) / len(wrongs) < 11.0, (size, wrongs)
+    # one key, many images: the same secret hidden twice is scrambled twice differently (nonce)
+    cover, secret = held_out(256)[:2]
+    a, b = (quantize(model.hide_tensor(cover, secret, key="pw")) for _ in range(2))
+    assert (a != b).float().mean() > 0.5
+    assert psnr(quantize(model.reveal_tensor(b, key="pw")), secret) > 35.0
+
+
+def test_a_briefly_trained_keyed_net_reveals_with_the_right_key_only():
+    """A tiny keyed unet trained for 400 steps (scrambled secrets, a fresh key per image) on crops of the
+    training photos reveals held-out secrets clearly better with the right key than with a wrong one."""
+    torch.manual_seed(0)
+    photos = [to_tensor(load_image(p, 3)) for p in sample_photo_paths("train")]
+
+    def crops(n: int, side: int = 32) -> torch.Tensor:
+        out = []
+        for _ in range(n):
+            p = photos[int(torch.randint(len(photos), (1,)))]
+            y, x = (int(torch.randint(p.shape[i] - side, (1,))) for i in (1, 2))
+            out.append(p[:, y : y + side, x : x + side])
+        return torch.stack(out)
+
+    net = UnshuffleUNet(width=16, depth=1, keyed=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(400):
+        cover, secret = crops(8), crops(8)
+        out = net(cover, secret, quantize=True)
+        loss = torch.nn.functional.mse_loss(out["stego"], cover) + torch.nn.functional.mse_loss(out["revealed"], out["target"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model = StegModel(net.eval(), tile=None)
+    test = held_out(64)
+    right, wrong = [], []
+    for i in range(len(test)):
+        cover, secret = test[i], test[(i + 1) % len(test)]
+        stego = quantize(model.hide_tensor(cover, secret, key="pw"))
+        right.append(psnr(quantize(model.reveal_tensor(stego, key="pw")), secret))
+        wrong.append(psnr(quantize(model.reveal_tensor(stego, key="not pw")), secret))
+        assert right[-1] > wrong[-1] + 2.0, (right, wrong)
+    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 5.0 and sum(wrong) / len(wrong) < 12.0, (right, wrong)
+
+
+def test_keyed_learned_model_tiles_line_up_with_the_whole_image():
+    torch.manual_seed(0)
+    net = UnshuffleUNet(width=4, depth=1, keyed=True).eval()
+    for p in net.parameters():  # the residual head starts at zero: make the net see the secret
+        torch.nn.init.normal_(p, std=0.3)
+    cover, secret = held_out(256)[:2]
+    whole, tiled = StegModel(net, tile=None), StegModel(net, tile=64)
+    nonce = b"n" * 6
+    stego = whole.hide_tensor(cover, secret, key="pw", nonce=nonce)
+    assert torch.allclose(tiled.hide_tensor(cover, secret, key="pw", nonce=nonce), stego, atol=1e-5)
+    assert tiled.calls > 4
+    assert torch.allclose(tiled.reveal_tensor(quantize(stego), key="pw"), whole.reveal_tensor(quantize(stego), key="pw"),
+                          atol=1e-5)
+
+
+def test_keyed_model_files_keep_the_keyed_flag(keyed_ckpt, tmp_path):
+    from steg.models import export_checkpoint, load_net
+
+    net, _ = load_net(keyed_ckpt)
+    assert net.keyed and net.arch_config["keyed"] is True
+    exported = export_checkpoint(keyed_ckpt, tmp_path / "t.safetensors")
+    model = load_model(exported)
+    assert model.net.keyed and model.net.arch_config == net.arch_config and "keyed=True" in model.describe()
+    plain, _ = load_net(save_checkpoint(Transparent(), tmp_path / "plain.ckpt"))
+    assert not plain.keyed and "keyed" not in plain.arch_config
+
+
+def test_cli_hide_reveal_with_a_keyed_learned_checkpoint(keyed_ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    cover, secret = tmp_path / "c.png", tmp_path / "s.png"
+    for path, image in zip((cover, secret), sample_photo_paths("val")):
+        square_image(load_image(image, 3), 256).save(path)
+    model = ["--model", str(keyed_ckpt)]
+    assert main(["hide", str(cover), str(secret), "-o", str(tmp_path / "plain.png"), *model]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "anyone with the model can reveal" in err
+    assert main(["hide", str(cover), str(secret), "-o", str(tmp_path / "st.png"), "--key", "correct horse", *model]) == 0
+    assert "warning" not in capsys.readouterr().err
+    keyfile = tmp_path / "key.txt"
+    keyfile.write_text("correct horse\n")
+    for option, out in ((["--key-file", str(keyfile)], "r1.png"), (["--key", "wrong horse"], "r2.png"), ([], "r3.png")):
+        assert main(["reveal", str(tmp_path / "st.png"), "-o", str(tmp_path / out), *option, *model]) == 0
+    s = to_tensor(load_image(secret, 3)).unsqueeze(0)
+    right, wrong, none = (to_tensor(Image.open(tmp_path / n).convert("RGB")).unsqueeze(0) for n in ("r1.png", "r2.png", "r3.png"))
+    assert psnr(right, s) > 35.0 and psnr(wrong, s) < 12.0 and psnr(none, s) < 12.0
+
+
+def test_steg_analyze_keyed_learned_model(keyed_ckpt, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "report"
+    assert main(["analyze", "--model", str(keyed_ckpt), "--key", "correct horse", "--out", str(out), "--size", "256",
+                 "--limit", "3", "--thief-steps", "2", "--detector-steps", "2"]) == 0
+    assert "reveal with a random wrong key" in capsys.readouterr().out
+    report = json.loads((out / "analyze.json").read_text())
+    assert report["keyed"] is True and report["arch_config"]["keyed"] is True
+    assert report["quality"]["psnr_secret"] > 35.0
+    assert report["wrong_key"]["wrong_key_psnr"] < 12.0 and report["wrong_key"]["no_key_psnr"] < 12.0
+    assert report["thief"]["psnr"] is not None and report["thief"]["control_psnr"] is not None
+    assert report["key_reuse_psnr"] is None  # the qim known-secret attack does not apply

@@ -247,3 +247,73 @@ def test_wrap_period_folds_into_half_open_interval():
     x = torch.tensor([-7.0, -6.5, -6.4, 0.0, 6.4, 6.5, 13.0, 20.0])
     w = wrap_period(x, 13)
     assert w.tolist() == pytest.approx([6.0, -6.5, -6.4, 0.0, 6.4, -6.5, 0.0, -6.0])
+
+
+# --- keyed mode of every learned architecture (model.keyed=true) -------------------------------
+
+LEARNED = sorted(set(ARCHITECTURES) - {"qim"}) + ["examples.mynet.ResidualNet"]  # and a user's own class
+
+
+def _keyed_class(name: str):
+    return net_class({"target": name} if "." in name else {"name": name})
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_every_learned_architecture_has_a_keyed_mode(name):
+    from steg.scramble import scramble, unscramble
+
+    cls = _keyed_class(name)
+    plain, net = cls(**cls.tiny()), cls(**cls.tiny(), keyed=True)
+    assert not plain.keyed and "keyed" not in plain.arch_config and plain.training_keys(2) is None
+    assert net.keyed and net.scrambles and net.arch_config["keyed"] is True
+    twin = build_net(**net.arch_config)  # what a model file rebuilds
+    assert twin.keyed and twin.arch_config == net.arch_config
+    twin.load_state_dict(net.state_dict())
+
+    # The training path hides the secret scrambled under a fresh key per image and unscrambles
+    # what it reveals: the losses see the real secret.
+    net.eval()  # no noise: the same path twice
+    cover, secret = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    torch.manual_seed(0)
+    out = net(cover, secret, quantize=True)
+    torch.manual_seed(0)
+    keys = net.training_keys(2)
+    assert len(set(keys)) == 2 and net.training_keys(2) != keys
+    with torch.no_grad():
+        stego = quantize(net.hide(cover, scramble(secret, keys)))
+        expected = unscramble(net.reveal(stego), keys)
+    assert torch.equal(out["target"], secret)
+    assert torch.allclose(out["stego"], stego) and torch.allclose(out["revealed"], expected, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(net.reveal_with_key(stego, keys), expected, atol=1e-6)
+        assert torch.allclose(net.hide_with_key(cover, secret, keys), net.hide(cover, scramble(secret, keys)))
+    assert net.validation_keys(2, 5) == net.validation_keys(2, 5) != net.validation_keys(2, 6)
+
+
+def test_keyed_option_is_checked_and_the_raw_nets_refuse_a_key():
+    with pytest.raises(ValueError, match="keyed must be true or false"):
+        small_net("unet", keyed="yes")
+    net = small_net("unet", keyed=True)
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="take no key.*hide_with_key") as info:
+        net.hide(x, x, key=b"k")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="no keyed mode.*model.keyed=true"):
+        small_net("unet").hide_with_key(x, x, b"k")
+    qim = small_net("qim", keyed=True)  # natively keyed: the option changes nothing
+    assert qim.keyed and not qim.scrambles and "keyed" not in qim.arch_config
+
+
+def test_keyed_training_learns_through_the_scrambling():
+    """Every parameter of a keyed net gets a gradient through scramble -> hide -> reveal -> unscramble."""
+    torch.manual_seed(0)
+    net = small_net("unet", keyed=True).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    cover, secret = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    for _ in range(2):
+        optimizer.zero_grad()
+        out = net(cover, secret, quantize=True)
+        (ImageLoss()(out["stego"], cover)["loss"] + ImageLoss()(out["revealed"], out["target"])["loss"]).backward()
+        optimizer.step()
+    dead = [k for k, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"

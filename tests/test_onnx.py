@@ -145,6 +145,22 @@ def test_cli_export_onnx(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.hide.onnx", "m.reveal.onnx"]
 
 
+def test_keyed_learned_model_exports_its_net_without_the_key(tiny_unet, tmp_path, capsys):
+    """model.keyed=true: the graphs are the net itself (no scrambling), equal to keyless Python, with a warning."""
+    from conftest import save_checkpoint
+
+    net = build_net(**{**tiny_unet.net.arch_config, "keyed": True})
+    net.load_state_dict(tiny_unet.net.state_dict())
+    ckpt = save_checkpoint(net, tmp_path / "keyed.ckpt")
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "k.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ONNX graphs hold only its net" in err
+    assert '"keyed": true' in read_metadata(tmp_path / "k.hide.onnx")["arch_config"]
+    cover, secret = _held_out_pairs(4, side=64)[0]
+    want_stego, _ = _torch_hide_reveal(StegModel(net), cover, secret)
+    assert np.abs(run_onnx(tmp_path / "k.hide.onnx", cover=cover, secret=secret).astype(int) - want_stego).max() <= 1
+
+
 def test_read_metadata_refuses_other_files(tmp_path):
     bad = tmp_path / "x.onnx"
     bad.write_bytes(b"not onnx at all")

@@ -52,6 +52,35 @@ def test_variants_train_and_report(tiny_cfg, overrides, tmp_path):
     assert ckpt["arch_config"]["channels"] == cfg.channels
 
 
+def test_keyed_model_trains_and_its_model_file_stays_keyed(tiny_cfg, tmp_path):
+    """`python train.py model=unet model.keyed=true`: trains on scrambled secrets, validates under fixed keys,
+    and the checkpoint rebuilds a keyed net."""
+    from steg.models import load_net
+
+    cfg = tiny_cfg(["model=unet", "model.keyed=true", "model.key_block=2"])
+    train(cfg)
+    report = _artifacts_ok(tmp_path / "run")
+    assert report["final"]["val/psnr_secret"] > 0
+    net, _ = load_net(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert net.keyed and net.key_block == 2 and net.arch_config["keyed"] is True
+    plain = tiny_cfg(["model=unet"])
+    assert plain.model.keyed is False  # every learned model's config names the option
+
+
+def test_keyed_crop_distortion_compares_in_the_scrambled_domain():
+    from steg.distortions import Crop
+    from steg.nets import UnshuffleUNet
+
+    net = UnshuffleUNet(**UnshuffleUNet.tiny(), keyed=True)
+    crop = Crop(fraction=0.5, multiple=8).train()
+    cover, secret = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    out = net(cover, secret, quantize=True, distortion=crop)
+    assert out["revealed"].shape == out["target"].shape == (2, 3, 16, 16)
+    # a window of the scrambled secret holds scattered pieces of the secret: not a window of the secret
+    windows = secret.unfold(2, 16, 1).unfold(3, 16, 1)
+    assert not (windows == out["target"][:, :, None, None]).flatten(4).all(-1).all(1).any()
+
+
 def test_crop_distortion_compares_the_revealed_window_with_the_same_window_of_the_secret():
     from steg.distortions import Crop
     from steg.nets import UnshuffleUNet

@@ -12,8 +12,9 @@
     steg analyze --out DIR [--images DIR] [--model M] [--key K | --key-file F] [--thief-steps N]
 
 ``--key PASSPHRASE`` / ``--key-file FILE`` (hide, reveal, eval, analyze): only
-the same key reveals the secret (qim models; see docs/security.md). Without a
-key anyone with the model can; a wrong key gives noise, not an error.
+the same key reveals the secret (qim models, and any model trained with
+``model.keyed=true``; see docs/security.md). Without a key anyone with the model
+can; a wrong key gives noise, not an error.
 
 One module per group of commands (:mod:`steg.cli.images`: hide, reveal, samples;
 :mod:`steg.cli.evaluation`: eval, export; :mod:`steg.cli.report`: compare;

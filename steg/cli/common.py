@@ -119,7 +119,8 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
     """``--key PASSPHRASE`` / ``--key-file FILE`` (mutually exclusive): see docs/security.md."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--key", metavar="PASSPHRASE",
-                       help="secret key (qim models): only the same key reveals; stretched with scrypt")
+                       help="secret key (qim, or a model trained with model.keyed=true): only the same key "
+                            "reveals; stretched with scrypt")
     group.add_argument("--key-file", metavar="FILE",
                        help="read the key from FILE (a passphrase or random bytes; one trailing newline ignored)")
 
@@ -147,4 +148,4 @@ def check_keyed(model, key) -> None:
     """Refuse a key (one line) for a model whose architecture has no keyed mode."""
     if key is not None and not getattr(model.net, "keyed", False):
         raise CLIError(f"--key: model {model.source} ({model.net.arch_config.get('name')}) has no keyed mode; "
-                       "only qim models take a key")
+                       "only qim models and models trained with model.keyed=true take a key")

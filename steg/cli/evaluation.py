@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ GRID_NAME = "eval_grid.png"
 HISTOGRAM_NAME = "eval_error_histograms.png"
 ATTACK_GRID_NAME = "eval_attacks.png"
 GRID_ROWS = 4
+#: Warning of ``steg export -o NAME.onnx`` for a model trained with ``model.keyed=true``.
+KEYED_ONNX_WARNING = ("the model is keyed but the ONNX graphs hold only its net: they hide and reveal without "
+                      "a key (the key's scrambling runs in steg.scramble, outside the graphs; docs/security.md)")
 
 
 def _finite(x: Any) -> Any:
@@ -163,7 +167,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """``steg export MODEL -o NAME.onnx``: the hide and reveal graphs (see :mod:`steg.onnx`)."""
-    from steg.onnx import OPSET, OnnxError, export_onnx, onnx_paths
+    from steg.onnx import OPSET, OnnxError, export_onnx, onnx_paths, read_metadata
 
     try:
         import onnx  # noqa: F401
@@ -178,6 +182,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
     print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
           "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
+    if json.loads(read_metadata(paths["hide"])["arch_config"]).get("keyed"):
+        warnings.warn(KEYED_ONNX_WARNING, UserWarning, stacklevel=1)
     return 0
 
 

@@ -10,7 +10,13 @@ files, the benchmark, the tests) asks the net, never its name:
 - :meth:`StegNet.feature_channels`: activation channels per pixel (tile sizes);
 - :attr:`StegNet.arch_config`: the constructor arguments, recorded automatically,
   so that a model file can rebuild the net without Hydra;
-- :meth:`StegNet.tiny`: constructor arguments of a seconds-fast version for tests.
+- :meth:`StegNet.tiny`: constructor arguments of a seconds-fast version for tests;
+- :attr:`StegNet.keyed`: whether hide and reveal take a secret key. Every
+  architecture takes the constructor options ``keyed=True`` and ``key_block``
+  (``model.keyed=true``; recorded in ``arch_config``): the key then scrambles the
+  secret around the net (:mod:`steg.scramble`), in training (a fresh key per
+  image), validation and inference alike. qim is keyed by construction (its key
+  sets its dither: :attr:`StegNet.native_key`).
 
 The classic prep + hide + reveal layout of Baluja's lineage is
 :class:`PrepHideReveal`; other designs (QIM, invertible nets) subclass
@@ -33,6 +39,9 @@ from steg.quantize import quantize_ste
 
 __all__ = ["StegNet", "PrepHideReveal", "plain"]
 
+#: Key stream of the fixed validation keys (not secrets: see :meth:`StegNet.validation_keys`).
+_VALIDATION_KEYS = "steg/validation-keys"
+
 
 def plain(value: Any) -> Any:
     """``value`` with mappings and sequences (OmegaConf's too) turned into dicts and lists, for JSON."""
@@ -43,7 +52,28 @@ def plain(value: Any) -> Any:
     return value
 
 
-class StegNet(nn.Module):
+class _StegNetType(type):
+    """Metaclass of :class:`StegNet`: ``keyed=`` and ``key_block=`` are constructor options of every architecture.
+
+    They are taken here, before the class's own ``__init__`` runs, so that a user's
+    subclass gets a keyed mode without naming them in its signature (the names are
+    reserved). ``keyed=True`` sets the instance's :attr:`StegNet.keyed`;
+    ``key_block`` the side of the squares its key scrambles (:mod:`steg.scramble`).
+    """
+
+    def __call__(cls, *args: Any, keyed: bool = False, key_block: int | None = None, **kwargs: Any):
+        from steg.scramble import DEFAULT_BLOCK, _check_block
+
+        if not isinstance(keyed, bool):
+            raise ValueError(f"keyed must be true or false, got {keyed!r}")
+        block = _check_block(DEFAULT_BLOCK if key_block is None else key_block)
+        net = super().__call__(*args, **kwargs)
+        if keyed and not cls.native_key:
+            net.keyed, net.key_block = True, block
+        return net
+
+
+class StegNet(nn.Module, metaclass=_StegNetType):
     """Base class: ``hide(cover, secret) -> stego``, ``reveal(stego) -> secret``, ``noise`` between.
 
     Subclasses implement :meth:`hide` and :meth:`reveal` and may override
@@ -61,8 +91,13 @@ class StegNet(nn.Module):
     name: ClassVar[str] = "stegnet"
     #: Image sides must be multiples of this.
     size_multiple: int = 1
-    #: Whether ``hide``/``reveal`` take a ``key`` (only :class:`~steg.nets.qim.QIMNet` so far).
-    keyed: ClassVar[bool] = False
+    #: Whether this net takes a secret key: ``keyed=True`` at construction (any class), or qim.
+    keyed: bool = False
+    #: Whether the key goes into ``hide``/``reveal`` themselves (qim's keyed dither); otherwise
+    #: a keyed net's key scrambles the secret around them (:mod:`steg.scramble`).
+    native_key: ClassVar[bool] = False
+    #: Side of the squares a keyed net's key scrambles (:mod:`steg.scramble`; ``key_block=``).
+    key_block: int = 1
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = super().__new__(cls)
@@ -95,6 +130,8 @@ class StegNet(nn.Module):
         if not cls.__module__.startswith("steg.nets.") or cls.__qualname__ != cls.__name__:
             config["target"] = f"{cls.__module__}.{cls.__qualname__}"
         config.update(getattr(self, "_init_args", {}))
+        if self.scrambles:
+            config.update(keyed=True, key_block=self.key_block)
         return config
 
     def receptive_radius(self) -> int | None:
@@ -124,10 +161,73 @@ class StegNet(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement reveal(stego)")
 
     def _no_key(self, key) -> None:
-        """Refuse ``key`` (one line) unless this architecture is :attr:`keyed`."""
-        if key is not None and not self.keyed:
-            raise ValueError(f"architecture {self.name!r} has no keyed mode (only qim takes a key); "
-                             "hide and reveal without a key")
+        """Refuse ``key`` (one line) in ``hide``/``reveal`` of a net whose key is not :attr:`native_key`."""
+        if key is None or self.native_key:
+            return
+        if not self.keyed:
+            raise ValueError(f"architecture {self.name!r} has no keyed mode: train it with model.keyed=true "
+                             "(or use qim), or hide and reveal without a key")
+        raise ValueError(f"{type(self).__name__}.hide/reveal take no key: a keyed {self.name!r} net's key "
+                         "scrambles whole images (use hide_with_key/reveal_with_key, or steg.load_model)")
+
+    # -- keys -------------------------------------------------------------------------
+    @property
+    def scrambles(self) -> bool:
+        """Whether a key scrambles the secret around this net (a keyed net without :attr:`native_key`)."""
+        return self.keyed and not self.native_key
+
+    def hide_with_key(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
+        """``hide`` of whole images with ``key``: bytes (a derived key), one key per image, or None.
+
+        A scrambling net hides :func:`steg.scramble.scramble` of the secret (no
+        nonce: :class:`steg.inference.StegModel` adds one per image); qim gets the key
+        itself. Shapes as :meth:`hide`.
+        """
+        if self.native_key:
+            return self.hide(cover, secret, key=key)
+        if key is None:
+            return self.hide(cover, secret)
+        self._check_scrambles()
+        from steg.scramble import scramble
+
+        return self.hide(cover, scramble(secret, key, self.key_block))
+
+    def reveal_with_key(self, stego: torch.Tensor, key=None) -> torch.Tensor:
+        """``reveal`` of whole images with the key(s) given to :meth:`hide_with_key`. Shapes as :meth:`reveal`."""
+        if self.native_key:
+            return self.reveal(stego, key=key)
+        if key is None:
+            return self.reveal(stego)
+        self._check_scrambles()
+        from steg.scramble import unscramble
+
+        return unscramble(self.reveal(stego), key, self.key_block)
+
+    def _check_scrambles(self) -> None:
+        if not self.scrambles:
+            self._no_key(b"key")
+
+    def training_keys(self, batch: int) -> list[bytes] | None:
+        """A fresh key for each image of a training batch; None unless :attr:`scrambles`.
+
+        Training keys are not secrets, only samples of "any key": they are drawn
+        from torch's (seeded) generator so that a seeded run repeats exactly. The
+        scrambling they select still comes from SHAKE-256 (:mod:`steg.scramble`).
+        """
+        if not self.scrambles:
+            return None
+        from steg.keys import KEY_BYTES
+
+        raw = torch.randint(0, 256, (batch, KEY_BYTES), dtype=torch.uint8)
+        return [bytes(row.tolist()) for row in raw]
+
+    def validation_keys(self, batch: int, index: int) -> list[bytes] | None:
+        """Fixed keys for validation batch ``index`` (the same every epoch); None unless :attr:`scrambles`."""
+        if not self.scrambles:
+            return None
+        from steg.keys import KEY_BYTES, key_stream
+
+        return [key_stream(_VALIDATION_KEYS.encode(), f"{index}/{i}", KEY_BYTES) for i in range(batch)]
 
     def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False,
                 distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
@@ -137,15 +237,30 @@ class StegNet(nn.Module):
         Returns ``stego`` (quantized if ``quantize``: what the losses compare with the
         cover), ``revealed``, and ``target``: the secret cut to the window the reveal net
         saw (the secret itself unless the distortion crops).
+
+        A scrambling keyed net hides the secret scrambled under a fresh key per image
+        (:meth:`training_keys`) and unscrambles what it reveals, so the losses see the
+        image the user gets. Under a cropping distortion the window of the scrambled
+        image holds scattered pixels of the secret, so there ``revealed`` and ``target``
+        stay scrambled (MSE does not care about the order of pixels).
         """
-        stego = self.hide(cover, secret)
+        keys = self.training_keys(secret.shape[0])
+        hidden = secret
+        if keys is not None:
+            from steg.scramble import scramble, unscramble
+
+            hidden = scramble(secret, keys, self.key_block)
+        stego = self.hide(cover, hidden)
         if quantize:
             stego = quantize_ste(stego)
-        seen, target = self.noise(stego), secret
+        seen, target, box = self.noise(stego), hidden, None
         if distortion is not None:
             distorted = distortion(seen, cover)
-            seen, target = distorted.image, distorted.crop(secret)
-        return {"stego": stego, "revealed": self.reveal(seen), "target": target}
+            seen, target, box = distorted.image, distorted.crop(hidden), distorted.box
+        revealed = self.reveal(seen)
+        if keys is not None and box is None:
+            revealed, target = unscramble(revealed, keys, self.key_block), secret
+        return {"stego": stego, "revealed": revealed, "target": target}
 
     #: Weights of the terms that :meth:`extra_losses` returns, by name.
     extra_loss_weights: dict[str, float] = {}

@@ -78,6 +78,7 @@ class QIMNet(StegNet):
 
     name = "qim"
     keyed = True
+    native_key = True
     DITHER = 8
     size_multiple = DITHER
 
@@ -112,13 +113,15 @@ class QIMNet(StegNet):
         uniform in [0, P) per pixel (:func:`steg.keys.keyed_dither` for an image
         of x's size). ``key`` a tensor: that dither, precomputed, (C, H, W) or
         (B, C, H, W) in [0, P) (how :mod:`steg.inference` passes a tile's window
-        of the whole image's dither). The decoder sees the code after the dither
-        is subtracted, so the same weights serve both.
+        of the whole image's dither). A list of keys: one per image. The decoder
+        sees the code after the dither is subtracted, so the same weights serve both.
         """
         if key is None:
             reps = (x.shape[-2] // self.DITHER, x.shape[-1] // self.DITHER)
             return self.dither.to(x.dtype).repeat(1, 1, *reps)
-        if not isinstance(key, torch.Tensor):
+        if isinstance(key, (list, tuple)):
+            key = torch.stack([self.keyed_dither(k, tuple(x.shape[-3:])) for k in key])
+        elif not isinstance(key, torch.Tensor):
             key = self.keyed_dither(key, tuple(x.shape[-3:]))
         if key.shape[-3:] != x.shape[-3:]:
             raise ValueError(f"key dither of shape {tuple(key.shape)} does not match the images {tuple(x.shape)}")
