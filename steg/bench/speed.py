@@ -156,8 +156,9 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     net.eval()
     with torch.no_grad():
         cover, secret = val_cover.to(device), val_secret.to(device)
-        stego = quantize(net.hide(cover, secret))
-        revealed = quantize(net.reveal(stego))
+        keys = net.validation_keys(len(cover), 0)  # a keyed net is measured with its key, as validation does
+        stego = quantize(net.hide_with_key(cover, secret, keys))
+        revealed = quantize(net.reveal_with_key(stego, keys))
 
     def psnr(a, b) -> float:
         return float(peak_signal_noise_ratio(a, b, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)))
