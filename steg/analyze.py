@@ -425,23 +425,14 @@ figcaption{{font-size:12px;max-width:160px}}</style></head><body>
 
 def write_report(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
     """Write :data:`REPORT_FILES` into ``out_dir`` (each atomically); returns name -> path."""
-    from steg.io import write_text
+    from steg.io import json_safe, write_text
 
     out_dir = Path(out_dir)
     texts = {
-        "analyze.json": json.dumps(_finite(analysis.report), indent=2, allow_nan=False) + "\n",
+        "analyze.json": json.dumps(json_safe(analysis.report), indent=2, allow_nan=False) + "\n",
         "analyze.md": _markdown(analysis.report),
         "analyze.html": _html(analysis),
     }
     return {name: write_text(out_dir / name, text) for name, text in texts.items()}
 
 
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

@@ -12,13 +12,14 @@ command line (:mod:`steg.cli`); it imports neither Lightning nor Hydra, so
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
@@ -105,6 +106,17 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
     return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities turned into None, recursively (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

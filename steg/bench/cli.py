@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -121,15 +120,6 @@ def _targets_of(part: str, opts) -> list:
     return [t for t in opts.targets if which == "all" or t.arch]
 
 
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _previous(out: Path) -> dict[str, Any]:
@@ -148,9 +138,9 @@ def _previous(out: Path) -> dict[str, Any]:
 
 
 def _write(out: Path, report: dict[str, Any]) -> None:
-    from steg.io import write_text
+    from steg.io import json_safe, write_text
 
-    write_text(out / "bench.json", json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+    write_text(out / "bench.json", json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
     write_text(out / "bench.md", markdown(report) + "\n")
 
 

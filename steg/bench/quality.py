@@ -59,6 +59,27 @@ def trained_model(opts, target: Target) -> tuple[str | None, str]:
     return str(ckpt), str(ckpt)
 
 
+def each_model(opts, targets: list[Target], progress, part: str, skipped: list[dict[str, Any]]):
+    """Yield ``(target, source, where, model, key)`` for each target that has a model, loaded.
+
+    A target without one is reported in one line and added to ``skipped``. One progress
+    unit per target. ``key``: the bench key for a keyed model, else None.
+    """
+    from steg.bench.common import BENCH_KEY
+    from steg.inference import load_model
+
+    for target in targets:
+        source, where = trained_model(opts, target)
+        if source is None:
+            progress.write(f"{part}: {target.label}: skipped, {where}")
+            skipped.append({"model": target.name, "kind": target.kind, "reason": where})
+        else:
+            progress.set_postfix_str(f"{target.label}: loading")
+            model = load_model(source)
+            yield target, source, where, model, (BENCH_KEY if getattr(model.net, "keyed", False) else None)
+        progress.update(1)
+
+
 def train_command(opts, model: str, folder: Path) -> list[str]:
     """The ``train.py`` command of one quality run (the bench's settings after the preset's)."""
     return [sys.executable, str(ROOT / "train.py"), f"model={model}", *model_overrides(model, opts.tiny),

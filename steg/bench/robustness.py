@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steg.bench.common import BENCH_KEY, Target, heldout_images
-from steg.bench.quality import trained_model
+from steg.bench.quality import each_model
 
 __all__ = ["DEFAULT_ATTACKS", "eval_command", "part_robustness"]
 
@@ -34,26 +34,16 @@ def eval_command(source: str, key: str | None, images: Path, size: int, attacks:
 def part_robustness(opts, targets: list[Target], progress) -> dict[str, Any]:
     """``steg eval --attack`` of every target that has a model: one progress unit each."""
     from steg.evaluate import evaluate, folder_pairs
-    from steg.inference import load_model
 
     images = heldout_images(opts)
     pairs = folder_pairs(images)
     rows, skipped = [], []
-    for target in targets:
-        source, where = trained_model(opts, target)
-        if source is None:
-            progress.write(f"robustness: {target.label}: skipped, {where}")
-            skipped.append({"model": target.name, "kind": target.kind, "reason": where})
-            progress.update(1)
-            continue
+    for target, source, where, model, key in each_model(opts, targets, progress, "robustness", skipped):
         progress.set_postfix_str(target.label)
-        model = load_model(source)
-        key = BENCH_KEY if getattr(model.net, "keyed", False) else None
         result = evaluate(model, pairs, size=opts.eval_size, attacks=opts.attacks, key=key)
         rows.append({"model": target.name, "kind": target.kind, "source": where, "keyed": key is not None,
                      "architecture": model.net.arch_config.get("name"), "pairs": result.n,
                      "psnr_stego": result.summary["psnr_stego"], "attacks": result.attack_summary,
                      "command": eval_command(source, key, images, opts.eval_size, opts.attacks)})
-        progress.update(1)
     return {"images": str(images), "size": opts.eval_size, "attacks": [a.spec for a in opts.attacks],
             "key": BENCH_KEY, "budget_min": opts.budget_min, "rows": rows, "skipped": skipped}

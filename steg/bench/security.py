@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from steg.bench.common import BENCH_KEY, Target, heldout_images, heldout_paths
-from steg.bench.quality import trained_model
+from steg.bench.quality import each_model
 
 __all__ = ["analyze_command", "headline", "part_security"]
 
@@ -57,21 +57,11 @@ def _folder_name(target: Target, opts) -> str:
 def part_security(opts, targets: list[Target], progress) -> dict[str, Any]:
     """``steg analyze`` of every target that has a model: one progress unit each."""
     from steg.analyze import analyze, load_pairs, write_report
-    from steg.inference import load_model
 
     images = heldout_images(opts)
     paths = heldout_paths(opts)
     rows, skipped = [], []
-    for target in targets:
-        source, where = trained_model(opts, target)
-        if source is None:
-            progress.write(f"security: {target.label}: skipped, {where}")
-            skipped.append({"model": target.name, "kind": target.kind, "reason": where})
-            progress.update(1)
-            continue
-        progress.set_postfix_str(f"{target.label}: loading")
-        model = load_model(source)
-        key = BENCH_KEY if getattr(model.net, "keyed", False) else None
+    for target, source, where, model, key in each_model(opts, targets, progress, "security", skipped):
         out = Path(opts.runs_dir) / "security" / _folder_name(target, opts)
         result = analyze(model, load_pairs(paths, opts.eval_size, model.channels), key=key,
                          thief_steps=opts.thief_steps, detector_steps=opts.detector_steps, seed=opts.seed,
@@ -82,7 +72,6 @@ def part_security(opts, targets: list[Target], progress) -> dict[str, Any]:
         rows.append({"model": target.name, "kind": target.kind, "source": where, "keyed": key is not None,
                      "architecture": model.net.arch_config.get("name"), "pairs": result.report.get("n"),
                      **headline(result.report), "command": command, "report_dir": str(out)})
-        progress.update(1)
     return {"images": str(images), "size": opts.eval_size, "thief_steps": opts.thief_steps,
             "detector_steps": opts.detector_steps, "key": BENCH_KEY, "seed": opts.seed,
             "budget_min": opts.budget_min, "rows": rows, "skipped": skipped}
