@@ -26,6 +26,7 @@ __all__ = [
     "tensor_to_pil",
     "plot_curves",
     "plot_error_histograms",
+    "save_figure",
 ]
 
 GRID_COLUMNS = ("cover", "secret", "stego", "revealed", "residual")
@@ -106,7 +107,7 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike)
         for ax in axes:
             ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_histograms(
@@ -131,8 +132,9 @@ def plot_error_histograms(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def _save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically (nothing half-written on failure)."""
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), suffix=".png")

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from steg.attacks import apply_attack, parse_attacks
 from steg.evaluate import folder_pairs
 from steg.inference import load_model
-from steg.io import load_image, save_image, square_image, to_pil, to_tensor, write_text
+from steg.io import load_image, square_image, to_pil, to_tensor, write_text
+from steg.plots import save_figure
 from steg.quantize import quantize
 
 
@@ -73,15 +74,8 @@ def plot(result: dict, attacks: list[str], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_image(_figure_image(fig), path)
+    save_figure(fig, path)
     plt.close(fig)
-
-
-def _figure_image(fig):
-    from PIL import Image
-
-    fig.canvas.draw()
-    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
 
 
 def main(argv=None) -> int:
