@@ -13,12 +13,10 @@ Quick start::
 tensors in [0, 1] of shape (C, H, W) or (B, C, H, W); results come back as the
 same kind (a path gives a PIL image). Model files are :mod:`steg.models`.
 
-The nets are fully convolutional. Images are reflect-padded to the net's
-``size_multiple`` and cropped back. Images larger than one tile are processed
-in overlapping tiles (origins on multiples of ``size_multiple``; each tile is
-extended by a margin wider than the net's ``receptive_radius()`` and only its
-centre is kept), so that results equal the untiled ones up to float rounding
-while peak memory stays bounded whatever the image size.
+The nets are fully convolutional; every hide and reveal runs through
+:func:`steg.tiling.run_tiled` (padding to the net's ``size_multiple``, overlapping tiles
+above a memory budget), so results equal the untiled ones up to float rounding while peak
+memory stays bounded whatever the image size.
 
 This module imports neither Lightning, Hydra nor torchmetrics (``steg hide``
 starts in about a second plus torch's own import).
@@ -26,19 +24,18 @@ starts in about a second plus torch's own import).
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from typing import Any, Callable, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from steg.io import FIT_MODES, _convert_mode, fit_image, load_image, to_pil, to_tensor
 from steg.models import DEFAULT_MODEL, ModelError, export_checkpoint, load_net
 from steg.nets import StegNet
 from steg.quantize import quantize as to_8bit  # `quantize` is also an argument name below
+from steg.tiling import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile, default_margin, round_up, run_tiled
 
 __all__ = [
     "DEFAULT_TILE",
@@ -56,14 +53,6 @@ __all__ = [
 
 #: Default tiling: "auto" sizes tiles so that one tile's activations fit ACTIVATION_BUDGET.
 DEFAULT_TILE = "auto"
-#: Memory (bytes) the net's activations may take for one tile when tiles are sized automatically.
-ACTIVATION_BUDGET = 768 * 2**20
-#: Measured peak activation memory of one forward pass, in bytes per pixel per channel of
-#: the widest full-resolution feature map (``StegNet.feature_channels``; 20-26 for the
-#: built-in nets, rounded up).
-BYTES_PER_PIXEL_CHANNEL = 28
-#: Smallest automatic tile side.
-MIN_AUTO_TILE = 64
 #: Unsharp mask used by ``reveal(sharpen=True)``.
 SHARPEN_KERNEL = 5
 SHARPEN_SIGMA = 1.0
@@ -73,50 +62,6 @@ class GrayscaleCoverWarning(UserWarning):
 
 
 ImageInput = Union[Image.Image, torch.Tensor, str, os.PathLike]
-
-
-# --------------------------------------------------------------------------- #
-# Tiling
-# --------------------------------------------------------------------------- #
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def default_margin(net: StegNet) -> int:
-    """Overlap margin for tiling: the net's receptive radius (64 if unknown) plus alignment slack,
-    a multiple of ``size_multiple``."""
-    m = int(net.size_multiple)
-    radius = net.receptive_radius()
-    if radius is None:
-        radius = 64
-    return max(_round_up(radius + m, m), m)
-
-
-def auto_tile(net: StegNet, budget: int = ACTIVATION_BUDGET, margin: int | None = None) -> int:
-    """Core tile side such that a tile with its margins needs about ``budget`` bytes of activations."""
-    m = int(net.size_multiple)
-    margin = default_margin(net) if margin is None else margin
-    pixels = budget / (BYTES_PER_PIXEL_CHANNEL * net.feature_channels())
-    side = int(math.sqrt(pixels)) - 2 * margin
-    return max(_round_up(MIN_AUTO_TILE, m), side // m * m)
-
-
-def _spans(length: int, tile: int, multiple: int) -> list[tuple[int, int]]:
-    """Split [0, length) into near-equal spans of at most ``tile``, starts on multiples of ``multiple``."""
-    count = max(1, math.ceil(length / tile))
-    core = max(multiple, _round_up(math.ceil(length / count), multiple))
-    return [(start, min(start + core, length)) for start in range(0, length, core)]
-
-
-def _pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
-    """Pad the bottom and right of (B, C, H, W): reflect where possible, replicate for tiny images."""
-    if pad_h == 0 and pad_w == 0:
-        return x
-    h, w = x.shape[-2:]
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 # --------------------------------------------------------------------------- #
@@ -216,12 +161,12 @@ class StegModel:
             margin = default_margin(net)
         elif isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
             raise ValueError(f"margin must be an int >= 0, got {margin!r}")
-        self.margin = _round_up(margin, m)
+        self.margin = round_up(margin, m)
         if tile == "auto":
             tile = auto_tile(net, margin=self.margin)
         elif tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
             raise ValueError(f"tile must be 'auto', None or an int >= 0, got {tile!r}")
-        self.tile = _round_up(tile, m) if tile else None
+        self.tile = round_up(tile, m) if tile else None
         self.info = dict(info or {})
         self.calls = 0  # net invocations (tiles) so far; handy to check that tiling happened
 
@@ -264,11 +209,8 @@ class StegModel:
         image's keyed dither that matches its tile (made once per row of tiles),
         so tiled and untiled results agree.
         """
-        m = self.size_multiple
         h, w = inputs[0].shape[-2:]
-        pad_h, pad_w = (-h) % m, (-w) % m
-        padded = [_pad(x, pad_h, pad_w) for x in inputs]
-        hp, wp = h + pad_h, w + pad_w
+        wp = w + (-w) % self.size_multiple  # the padded width: the keyed dither spans it
         dtype = next(self.net.parameters()).dtype
         shape = (int(inputs[0].shape[1]), int(h), int(w))
         rows_key: list = [None, None]  # (y0, y1) and the dither rows for them
@@ -288,24 +230,8 @@ class StegModel:
                 kwargs["key"] = dither.to(self.device, dtype)
             return fn(*[p.to(self.device, dtype) for p in parts], **kwargs).to("cpu", torch.float32)
 
-        budget = None if not self.tile else (self.tile + 2 * self.margin) ** 2
         with torch.inference_mode():
-            if budget is None or hp * wp <= budget:
-                out = run(list(padded), (0, hp, 0, wp))
-            else:
-                out = None
-                for y0, y1 in _spans(hp, self.tile, m):
-                    ey0, ey1 = max(0, y0 - self.margin), min(hp, y1 + self.margin)
-                    for x0, x1 in _spans(wp, self.tile, m):
-                        ex0, ex1 = max(0, x0 - self.margin), min(wp, x1 + self.margin)
-                        res = run([x[..., ey0:ey1, ex0:ex1] for x in padded], (ey0, ey1, ex0, ex1))
-                        if out is None:
-                            out = torch.empty((res.shape[0], res.shape[1], hp, wp), dtype=torch.float32)
-                        out[..., y0:y1, x0:x1] = res[..., y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
-                assert out is not None
-            if pad_h or pad_w:
-                out = out[..., :h, :w].contiguous()
-        return out
+            return run_tiled(run, inputs, self.size_multiple, self.tile, self.margin)
 
     # -- tensor API (raw net outputs) ------------------------------------------------
     def _key(self, key: Any) -> bytes | None:

@@ -18,7 +18,7 @@ Each file carries, as ONNX ``metadata_props`` (strings), what a client needs to
 pad and tile like the Python side: ``format`` ('steg-onnx'),
 ``format_version``, ``graph`` ('hide' or 'reveal'), ``inputs``/``outputs``
 (comma-separated names), ``channels``, ``size_multiple``, ``tile`` and
-``margin`` (the Python side's tiling: see :func:`steg.inference.auto_tile`),
+``margin`` (the Python side's tiling: see :func:`steg.tiling.auto_tile`),
 ``arch_config`` (JSON), ``description``, ``source`` and ``torch_version``.
 
 Keys: a keyed architecture (see the security issue) adds its key as one more

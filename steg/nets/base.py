@@ -142,7 +142,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         """Channels of the widest feature map at full resolution (a 1/2**l map counts 1/4**l).
 
         Peak activation memory per pixel is about
-        ``steg.inference.BYTES_PER_PIXEL_CHANNEL`` times this. Default: the widest
+        ``steg.tiling.BYTES_PER_PIXEL_CHANNEL`` times this. Default: the widest
         conv (input plus output channels), an overestimate for multi-scale nets.
         """
         convs = [m.in_channels + m.out_channels for m in self.modules() if isinstance(m, nn.Conv2d)]
