@@ -25,7 +25,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-from steg.callbacks import ErrorHistograms, ImageGrids, MetricHistory
+from steg.callbacks import DivergenceGuard, ErrorHistograms, ImageGrids, MetricHistory
 from steg.checkpoints import RunState
 from steg.io import write_text
 from steg.metrics import SUMMARY_METRICS, higher_is_better
@@ -105,6 +105,9 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
         "paths": paths,
         "note": "validation figures on held-out images; stego and revealed quantized to 8 bits",
     }
+    guard = callback(trainer, DivergenceGuard)
+    if guard is not None:
+        report["rollbacks"] = [dict(e) for e in guard.events]
     if error:
         report["error"] = error
     return report
