@@ -293,3 +293,6 @@ def test_presets_compose_and_build(experiment, tmp_path):
     if experiment == "hinet_div2k":
         assert len(net.blocks) == 16 and net.arch_config["growth"] == 32 and cfg.data.image_size == 256
         assert cfg.beta == 5.0 and cfg.optimizer.lr == pytest.approx(10**-4.5, rel=1e-4)
+    else:  # the CPU preset rolls back when it diverges (steg.callbacks.DivergenceGuard)
+        guard = hydra.utils.instantiate(cfg.callbacks.divergence_guard)
+        assert guard.monitor == cfg.callbacks.checkpoint.monitor and guard.ratio > 1
