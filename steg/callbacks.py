@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from steg.plots import comparison_grid, plot_curves, plot_error_histograms, save_image_atomic
 
@@ -132,6 +133,12 @@ class MetricHistory(L.Callback):
         self.history = [dict(r) for r in state_dict.get("history", [])]
 
 
+@rank_zero_only
+def _say(line: str) -> None:
+    """One line on stderr from the first process only (a warning would add its source line)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class DivergenceGuard(L.Callback):
     """Roll a diverging run back to its best epoch and go on at a lower learning rate.
 
@@ -141,7 +148,7 @@ class DivergenceGuard(L.Callback):
     optimizer's learning rate (and each scheduler's base rates) is multiplied by
     ``lr_factor``, so the rest of the budget trains from the best point instead of from
     the wreck. After ``max_rollbacks`` rollbacks a further divergence stops the run.
-    Each rollback is one warning line and a row of :attr:`events` (in ``metrics.json``).
+    Each rollback is one line on stderr and a row of :attr:`events` (in ``metrics.json``).
 
     The invertible ``hinet`` needs it on a CPU budget: with Adam at 1e-4 its validation
     loss went from 0.005 to 0.012 in one epoch, then to 10^6 (experiments/hinet).
@@ -174,7 +181,7 @@ class DivergenceGuard(L.Callback):
     def _roll_back(self, trainer, pl_module, value: float) -> None:
         where = f"{self.monitor} {value:.4g} at epoch {trainer.current_epoch} (best {self.best:.4g}, epoch {self.best_epoch})"
         if len(self.events) >= self.max_rollbacks:
-            rank_zero_warn(f"divergence guard: {where}, after {len(self.events)} rollbacks: stopping the run")
+            _say(f"divergence guard: {where}, after {len(self.events)} rollbacks: stopping the run")
             trainer.should_stop = True
             return
         rates = [[group["lr"] for group in opt.param_groups] for opt in trainer.optimizers]
@@ -193,7 +200,7 @@ class DivergenceGuard(L.Callback):
                             "best": self.best, "restored_epoch": self.best_epoch if self._snapshot else None,
                             "lr": new_lr})
         restored = f"restored epoch {self.best_epoch}'s weights" if self._snapshot else "no weights to restore"
-        rank_zero_warn(f"divergence guard: {where}: {restored}, learning rate x{self.lr_factor:g} -> {new_lr:.3g}")
+        _say(f"divergence guard: {where}: {restored}, learning rate x{self.lr_factor:g} -> {new_lr:.3g}")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "events": [dict(e) for e in self.events]}

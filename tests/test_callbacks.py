@@ -67,10 +67,12 @@ def fit(module, guard, epochs=6):
     return trainer, probe
 
 
-def test_a_blown_up_loss_restores_the_best_weights_and_halves_the_learning_rate():
+def test_a_blown_up_loss_restores_the_best_weights_and_halves_the_learning_rate(capsys):
     torch.manual_seed(0)
     guard = DivergenceGuard(ratio=2.0, lr_factor=0.5)
     trainer, probe = fit(Regression(wreck_at=3), guard)
+    said = [line for line in capsys.readouterr().err.splitlines() if "divergence guard" in line]
+    assert len(said) == 1 and "at epoch 3" in said[0] and "restored epoch 2's weights" in said[0]
     assert len(guard.events) == 1
     event = guard.events[0]
     assert event["epoch"] == 3 and event["restored_epoch"] == 2 and event["value"] > 2 * event["best"]
