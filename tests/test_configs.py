@@ -18,7 +18,7 @@ GROUPS = {
     "scheduler": ["step", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["wandb", "csv"],
-    "callbacks": ["default"],
+    "callbacks": ["default", "guarded"],
     "debug": ["fast", "overfit", "limit", "profiler"],
     "hparams_search": ["optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
                        "optuna_subpixel_full", "optuna_unet"],
