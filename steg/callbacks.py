@@ -144,7 +144,7 @@ class DivergenceGuard(L.Callback):
 
     After every validation: while ``monitor`` (a loss, lower is better) improves, the
     module's weights and the optimizers' states are copied (on the CPU). When it is not
-    finite or more than ``ratio`` times the best value, the copy is put back and every
+    finite or more than ``ratio`` times the best value (:meth:`diverged`), the copy is put back and every
     optimizer's learning rate (and each scheduler's base rates) is multiplied by
     ``lr_factor``, so the rest of the budget trains from the best point instead of from
     the wreck. After ``max_rollbacks`` rollbacks a further divergence stops the run.
@@ -175,8 +175,15 @@ class DivergenceGuard(L.Callback):
                 "module": {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()},
                 "optimizers": [copy.deepcopy(opt.state_dict()) for opt in trainer.optimizers],
             }
-        elif not math.isfinite(value) or value > self.ratio * self.best:
+        elif self.diverged(value):
             self._roll_back(trainer, pl_module, value)
+
+    def diverged(self, value: float) -> bool:
+        """Not finite, or above the best by more than (ratio - 1) x |best|: for a positive loss,
+        more than ratio x best; a loss that can be negative (PSNR terms) is handled the same way."""
+        if not math.isfinite(value):
+            return True
+        return self.best is not None and value - self.best > (self.ratio - 1.0) * abs(self.best)
 
     def _roll_back(self, trainer, pl_module, value: float) -> None:
         where = f"{self.monitor} {value:.4g} at epoch {trainer.current_epoch} (best {self.best:.4g}, epoch {self.best_epoch})"

@@ -100,6 +100,14 @@ def test_past_max_rollbacks_a_divergence_stops_the_run():
     assert guard.events == [] and trainer.current_epoch < 8 and max(probe.weights) == 2
 
 
+def test_the_divergence_rule_scales_with_the_best_value_whatever_its_sign():
+    guard = DivergenceGuard(ratio=2.0)
+    guard.best = 0.005
+    assert not guard.diverged(0.0099) and guard.diverged(0.0101) and guard.diverged(float("nan"))
+    guard.best = -30.0  # a compound loss with PSNR terms can be negative: a rise of 30 is a doubling
+    assert not guard.diverged(-29.0) and not guard.diverged(-1.0) and guard.diverged(0.5)
+
+
 def test_state_survives_a_checkpoint_round_trip():
     guard = DivergenceGuard()
     guard.best, guard.best_epoch, guard.events = 0.1, 4, [{"epoch": 7, "lr": 1e-4}]
