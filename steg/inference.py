@@ -210,7 +210,7 @@ class StegModel:
         so tiled and untiled results agree.
         """
         h, w = inputs[0].shape[-2:]
-        wp = w + (-w) % self.size_multiple  # the padded width: the keyed dither spans it
+        wp = round_up(w, self.size_multiple)  # the padded width (as run_tiled pads): the keyed dither spans it
         dtype = next(self.net.parameters()).dtype
         shape = (int(inputs[0].shape[1]), int(h), int(w))
         rows_key: list = [None, None]  # (y0, y1) and the dither rows for them

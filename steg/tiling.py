@@ -97,9 +97,9 @@ def run_tiled(
     (tile + 2 * margin)**2 pixels run in one piece. Returns (1, C', H, W).
     """
     h, w = inputs[0].shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    hp, wp = round_up(h, multiple), round_up(w, multiple)
+    pad_h, pad_w = hp - h, wp - w
     padded = [pad_bottom_right(x, pad_h, pad_w) for x in inputs]
-    hp, wp = h + pad_h, w + pad_w
     if not tile or hp * wp <= (tile + 2 * margin) ** 2:
         out = run(list(padded), (0, hp, 0, wp))
     else:
