@@ -42,7 +42,7 @@ from torchmetrics.functional import pearson_corrcoef
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_roc
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from steg.leakage import keyless_attacks, known_secret_dither, train_thief
+from steg.leakage import keyless_attacks, train_thief
 from steg.keys import random_key, resolve_key
 from steg.quantize import quantize
 from steg.steganalysis import detection_scores, pov_chi_square, train_steganalyser
@@ -165,8 +165,7 @@ def analyze(
     start = time.time()
     key = resolve_key(key)
     net = model.net
-    keyed_arch = bool(getattr(net, "keyed", False))
-    period = getattr(net, "period", None)
+    keyed_arch = net.keyed
     channels = model.channels
     rows: list[dict[str, float]] = []
     pictures: list[dict[str, torch.Tensor]] = []
@@ -225,15 +224,15 @@ def analyze(
         pics[f"best keyless: {best}"] = keyless_attacks(stegos[i], covers[i])[best][0]
 
     key_reuse = None
-    if key is not None and period is not None and len(pairs) > 1:
-        dither = known_secret_dither(stegos[0], secrets[0], period)
+    attack = net.known_secret_attack(stegos[0], secrets[0]) if key is not None and len(pairs) > 1 else None
+    if attack is not None:
         with torch.inference_mode():
-            reads = [quantize(net.reveal(s, key=dither)) for s in stegos[1:]]
+            reads = [quantize(attack(s)) for s in stegos[1:]]
         key_reuse = _mean([_psnr(r, s) for r, s in zip(reads, secrets[1:])])
         for i, pics in enumerate(pictures[1:], start=1):
             pics["key reuse (1 known secret)"] = reads[i - 1][0]
 
-    thief = _run_thief(model, key, period, covers, stegos, secrets, pictures, thief_steps, batch, crop, seed, log)
+    thief = _run_thief(model, key, covers, stegos, secrets, pictures, thief_steps, batch, crop, seed, log)
     detect = _run_detect(model, key, stegos, covers, detector_steps, batch, crop, seed, log)
 
     report: dict[str, Any] = {
@@ -267,10 +266,10 @@ def _make_stego(net, cover: torch.Tensor, secret: torch.Tensor, keyed: bool) -> 
     """Stego images the attacker makes with the public net and a random key of their own per image (or none)."""
     keys = [random_key() for _ in range(len(cover))] if keyed else None
     with torch.no_grad():
-        return quantize(net.hide_with_key(cover, secret, keys))
+        return quantize(net.hide_with_key(cover, secret, keys))  # keys fresh per image: no nonce
 
 
-def _run_thief(model, key, period, covers, stegos, secrets, pictures, steps, batch, crop, seed, log) -> dict:
+def _run_thief(model, key, covers, stegos, secrets, pictures, steps, batch, crop, seed, log) -> dict:
     if steps <= 0:
         return {"steps": 0}
     crops = _Crops(model.channels, crop, seed)
@@ -282,7 +281,7 @@ def _run_thief(model, key, period, covers, stegos, secrets, pictures, steps, bat
             return _make_stego(net, cover, secret, keyed), secret
 
         torch.manual_seed(seed)
-        return train_thief(make_batch, model.channels, period, steps)
+        return train_thief(make_batch, model.channels, net.attacker_view, steps)
 
     def score(thief, stego_list):
         with torch.no_grad():

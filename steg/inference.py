@@ -34,6 +34,7 @@ from PIL import Image
 from steg.io import FIT_MODES, _convert_mode, fit_image, load_image, to_pil, to_tensor
 from steg.models import DEFAULT_MODEL, ModelError, export_checkpoint, load_net
 from steg.nets import StegNet
+from steg.nets.base import PerTile
 from steg.quantize import quantize as to_8bit  # `quantize` is also an argument name below
 from steg.tiling import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile, default_margin, round_up, run_tiled
 
@@ -200,48 +201,28 @@ class StegModel:
         return f"StegModel({self.describe()}, device={self.device}, tile={self.tile}, margin={self.margin})"
 
     # -- core: padded, tiled application of a net function ------------------------
-    def _apply(
-        self, fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], key: bytes | None = None
-    ) -> torch.Tensor:
-        """Run ``fn`` on (1, C, H, W) CPU tensors of equal size; returns (1, C', H, W) on the CPU.
+    def run(self, fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
+            per_tile: PerTile | None = None) -> torch.Tensor:
+        """The :data:`steg.nets.base.Runner` of this model: ``fn`` over (1, C, H, W) CPU tensors of equal size,
+        padded and tiled (:func:`steg.tiling.run_tiled`) on the model's device; returns (1, C', H, W) on the CPU.
 
-        ``key`` (a derived key): ``fn`` also gets ``key=`` the window of the whole
-        image's keyed dither that matches its tile (made once per row of tiles),
-        so tiled and untiled results agree.
+        ``per_tile(window, padded)``: extra keyword arguments of ``fn`` for each tile (a keyed
+        method's window of a whole-image key field), moved to the device with the inputs.
         """
         h, w = inputs[0].shape[-2:]
-        wp = round_up(w, self.size_multiple)  # the padded width (as run_tiled pads): the keyed dither spans it
+        padded = (round_up(h, self.size_multiple), round_up(w, self.size_multiple))  # as run_tiled pads
         dtype = next(self.net.parameters()).dtype
-        shape = (int(inputs[0].shape[1]), int(h), int(w))
-        rows_key: list = [None, None]  # (y0, y1) and the dither rows for them
-
-        def key_window(ey0: int, ey1: int, ex0: int, ex1: int) -> torch.Tensor | None:
-            if key is None:
-                return None
-            if rows_key[0] != (ey0, ey1):
-                rows_key[:] = [(ey0, ey1), self.net.keyed_dither(key, shape, rows=(ey0, ey1), width=wp)]
-            return rows_key[1][None, :, :, ex0:ex1]
 
         def run(parts: list[torch.Tensor], window: tuple[int, int, int, int]) -> torch.Tensor:
             self.calls += 1
-            kwargs = {}
-            dither = key_window(*window)
-            if dither is not None:
-                kwargs["key"] = dither.to(self.device, dtype)
+            extra = per_tile(window, padded) if per_tile is not None else {}
+            kwargs = {name: value.to(self.device, dtype) for name, value in extra.items()}
             return fn(*[p.to(self.device, dtype) for p in parts], **kwargs).to("cpu", torch.float32)
 
         with torch.inference_mode():
             return run_tiled(run, inputs, self.size_multiple, self.tile, self.margin)
 
     # -- tensor API (raw net outputs) ------------------------------------------------
-    def _key(self, key: Any) -> bytes | None:
-        """A passphrase (str/bytes) derived with :func:`steg.keys.derive_key`; a DerivedKey as is."""
-        from steg.keys import resolve_key
-
-        if key is not None and not self.net.keyed:
-            self.net._no_key(key)  # one line: "no keyed mode"
-        return resolve_key(key)
-
     def hide_tensor(
         self, cover: torch.Tensor, secret: torch.Tensor, key: Any = None, nonce: bytes | None = None
     ) -> torch.Tensor:
@@ -250,29 +231,15 @@ class StegModel:
         ``key``: None, a passphrase (str/bytes) or a :class:`steg.keys.DerivedKey`.
         With a key, every image draws a random nonce (``nonce``: a fixed one, for
         reproducible tests) and hides with the key of (key, nonce), so one key can
-        hide many images without them sharing a key stream. qim writes the nonce,
-        masked by the key, into its top-row pixels (:func:`steg.keys.embed_nonce`);
-        other keyed nets scramble the whole secret before tiling and carry the nonce
-        inside it (:func:`steg.scramble.scramble_secret`).
+        hide many images without them sharing a key stream. How the key and nonce
+        are used is the method's own: :meth:`steg.nets.StegNet.hide_with_key`.
         """
-        from steg.keys import NONCE_BYTES, embed_nonce, image_key, qim_nonce_period
-        from steg.scramble import scramble_secret
-
         if cover.shape != secret.shape:
             raise ValueError(f"cover {tuple(cover.shape)} and secret {tuple(secret.shape)} must have the same shape")
         key = self._key(key)
-        period = qim_nonce_period(self.net, cover.shape[1:]) if key is not None else None
-        outs = []
-        for i in range(cover.shape[0]):
-            pair = [cover[i : i + 1], secret[i : i + 1]]
-            if key is not None and self.net.scrambles:
-                hidden = scramble_secret(pair[1], key, self.net.key_block, nonce)
-                outs.append(self._apply(self.net.hide, [pair[0], hidden]))
-            elif period is None:
-                outs.append(self._apply(self.net.hide, pair, key))
-            else:
-                n = os.urandom(NONCE_BYTES) if nonce is None else nonce
-                outs.append(embed_nonce(self._apply(self.net.hide, pair, image_key(key, n)), key, n, period))
+        mode = True if nonce is None else nonce
+        outs = [self.net.hide_with_key(cover[i : i + 1], secret[i : i + 1], key, run=self.run, nonce=mode)
+                for i in range(cover.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def reveal_tensor(self, stego: torch.Tensor, key: Any = None) -> torch.Tensor:
@@ -281,22 +248,20 @@ class StegModel:
         A wrong key gives an image (noise), never an error: a steganography tool
         must not confirm that something is hidden.
         """
-        from steg.keys import image_key, patch_nonce_pixels, qim_nonce_period, read_nonce
-        from steg.scramble import unscramble_secret
-
         key = self._key(key)
-        period = qim_nonce_period(self.net, stego.shape[1:]) if key is not None else None
-        outs = []
-        for i in range(stego.shape[0]):
-            one = stego[i : i + 1]
-            if key is not None and self.net.scrambles:
-                outs.append(unscramble_secret(self._apply(self.net.reveal, [one]), key, self.net.key_block))
-            elif period is None:
-                outs.append(self._apply(self.net.reveal, [one], key))
-            else:
-                nonce = read_nonce(one, key, period)
-                outs.append(patch_nonce_pixels(self._apply(self.net.reveal, [one], image_key(key, nonce))))
+        outs = [self.net.reveal_with_key(stego[i : i + 1], key, run=self.run, nonce=True)
+                for i in range(stego.shape[0])]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _key(self, key: Any) -> bytes | None:
+        """A passphrase (str/bytes) derived with :func:`steg.keys.derive_key`; a DerivedKey as is.
+
+        A model without a keyed mode refuses a key (one line) before the derivation.
+        """
+        from steg.keys import resolve_key
+
+        self.net.check_key(key)
+        return resolve_key(key)
 
     # -- user API ---------------------------------------------------------------------
     def hide(

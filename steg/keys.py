@@ -52,13 +52,7 @@ __all__ = [
     "key_stream",
     "key_field",
     "keyed_dither",
-    "NONCE_BYTES",
     "image_key",
-    "nonce_positions",
-    "embed_nonce",
-    "read_nonce",
-    "patch_nonce_pixels",
-    "qim_nonce_period",
 ]
 
 #: Fixed salt of the passphrase KDF: public, one per purpose (see the module docstring).
@@ -222,92 +216,10 @@ def keyed_dither(
 
 
 # --------------------------------------------------------------------------- #
-# Per-image nonce: one key, many images
+# Per-image keys: one key, many images
 # --------------------------------------------------------------------------- #
-
-#: Random bytes drawn for every image hidden with a key (96 bits: no collision in practice).
-NONCE_BYTES = 12
-NONCE_BITS = 8 * NONCE_BYTES
-#: Smallest period that carries a nonce bit safely (two codes P/2 apart, rounding error <= 1/2).
-NONCE_MIN_PERIOD = 4
 
 
 def image_key(key: bytes, nonce: bytes) -> DerivedKey:
     """The key that hides one image: shake_256 of the user's key and that image's nonce."""
     return DerivedKey(key_stream(key, "image-key/" + nonce.hex(), KEY_BYTES))
-
-
-def nonce_positions(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(c, y, x) index tensors of the :data:`NONCE_BITS` pixels that carry the nonce, or None.
-
-    The first NONCE_BITS values in raster order (row, column, channel): the top
-    row for images at least 32 pixels wide (RGB). None when the image has fewer
-    than 4 * NONCE_BITS values (then no nonce is used).
-    """
-    c, h, w = (int(v) for v in shape)
-    if c * h * w < 4 * NONCE_BITS:
-        return None
-    i = torch.arange(NONCE_BITS)
-    return i % c, i // (w * c), (i // c) % w
-
-
-def _nonce_dither(key: bytes, period: int, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Key-only dither (levels, [0, P)) of the nonce pixels: (NONCE_BITS,)."""
-    field = key_field(key, f"qim-nonce/{int(period)}", (1, 1, NONCE_BITS))
-    return field.flatten() * float(period)
-
-
-def embed_nonce(stego: torch.Tensor, key: bytes, nonce: bytes, period: int) -> torch.Tensor:
-    """Write ``nonce`` into the residues of the nonce pixels of a (1, C, H, W) stego image in [0, 1].
-
-    Bit b of pixel i becomes the residue ``round(b * P / 2 + d_i) mod P`` with a
-    key-only dither ``d_i`` uniform in [0, P), at the 8-bit value nearest the
-    pixel (so the change is at most P / 2 levels, like every other pixel). To
-    anyone without the key the residues are uniform. Returns a new tensor.
-    """
-    pos = nonce_positions(tuple(stego.shape[1:]))
-    if pos is None:
-        return stego
-    bits = torch.tensor([(byte >> k) & 1 for byte in nonce for k in range(8)], dtype=torch.float32)
-    code = torch.round(bits * (period / 2) + _nonce_dither(key, period, tuple(stego.shape[1:])))
-    out = stego.clone()
-    levels = torch.round(out[0][pos].clamp(0, 1) * 255)
-    value = levels + torch.remainder(code - levels + period / 2, period) - period / 2
-    value = torch.where(value < 0, value + period, value)
-    value = torch.where(value > 255, value - period, value)
-    out[0][pos] = value / 255.0
-    return out
-
-
-def read_nonce(stego: torch.Tensor, key: bytes, period: int) -> bytes | None:
-    """The nonce written by :func:`embed_nonce` into a (1, C, H, W) 8-bit stego image (None if too small).
-
-    With a wrong key this reads some other nonce (and the reveal gives noise).
-    """
-    pos = nonce_positions(tuple(stego.shape[1:]))
-    if pos is None:
-        return None
-    levels = torch.round(stego[0][pos].clamp(0, 1) * 255)
-    v = torch.remainder(levels - _nonce_dither(key, period, tuple(stego.shape[1:])), period)
-    bits = torch.remainder(torch.round(v / (period / 2)), 2).long().tolist()
-    return bytes(sum(bits[8 * j + k] << k for k in range(8)) for j in range(NONCE_BYTES))
-
-
-def qim_nonce_period(net, shape: tuple[int, ...]) -> int | None:
-    """The qim period if ``net`` writes a nonce into images of ``shape`` (C, H, W) (:func:`embed_nonce`), else None."""
-    period = getattr(net, "period", None) if getattr(net, "native_key", False) else None
-    if period is None or period < NONCE_MIN_PERIOD or nonce_positions(tuple(shape)) is None:
-        return None
-    return int(period)
-
-
-def patch_nonce_pixels(revealed: torch.Tensor) -> torch.Tensor:
-    """Replace the revealed image's nonce pixels (which carry no secret) by the pixel below: a new tensor."""
-    pos = nonce_positions(tuple(revealed.shape[1:]))
-    if pos is None or revealed.shape[-2] < 2:
-        return revealed
-    revealed = revealed.clone()
-    c, y, x = pos
-    below = torch.where(y + 1 < revealed.shape[-2], y + 1, y - 1)
-    revealed[:, c, y, x] = revealed[:, c, below, x]
-    return revealed

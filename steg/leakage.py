@@ -72,40 +72,41 @@ def known_secret_dither(stego: torch.Tensor, secret: torch.Tensor, period: int) 
 
 
 class Thief(nn.Module):
-    """An attacker's reveal net: stego (and, for qim, its residue phase) -> secret.
+    """An attacker's reveal net: what the attacker sees of a stego image -> secret.
 
-    The input is the stego image plus cos/sin of ``2 pi (255 stego) / P`` for the
-    model's public period ``P`` (what the qim decoder itself sees), then an
-    :class:`UnshuffleBody`. Shapes: (B, C, H, W) -> (B, C, H, W), H, W multiples of 4.
+    ``view`` (the method's :meth:`steg.nets.StegNet.attacker_view`; default: the
+    image itself) turns the stego image into the attacker's input, e.g. the stego
+    image plus its qim residue phase for the model's public period (what the qim
+    decoder itself sees), then an :class:`UnshuffleBody`. Shapes: (B, C, H, W) ->
+    (B, C, H, W), H, W multiples of 4.
     """
 
-    def __init__(self, channels: int = 3, period: int | None = None, width: int = 32, depth: int = 2):
+    def __init__(self, channels: int = 3, view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 width: int = 32, depth: int = 2):
         super().__init__()
-        self.period = period
-        in_ch = channels * (3 if period else 1)
+        self.view = view
+        in_ch = channels if view is None else int(view(torch.zeros(1, channels, 4, 4)).shape[1])
         self.body = UnshuffleBody(in_ch, channels, width, depth)
 
     def forward(self, stego: torch.Tensor) -> torch.Tensor:
-        x = stego
-        if self.period:
-            phase = torch.round(stego * 255) * (2 * torch.pi / self.period)
-            x = torch.cat([stego, torch.cos(phase), torch.sin(phase)], dim=1)
+        x = stego if self.view is None else self.view(stego)
         return torch.sigmoid(self.body(x))
 
 
 def train_thief(
     make_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     channels: int,
-    period: int | None,
+    view: Callable[[torch.Tensor], torch.Tensor] | None,
     steps: int,
     lr: float = 2e-3,
 ) -> Thief:
     """Train a :class:`Thief` for ``steps`` Adam steps on MSE.
 
     ``make_batch()`` returns (stegos, secrets), (B, C, h, w) each, the stego
-    images quantized to 8 bits and made with keys the attacker chose.
+    images quantized to 8 bits and made with keys the attacker chose; ``view``:
+    see :class:`Thief`.
     """
-    thief = Thief(channels, period)
+    thief = Thief(channels, view)
     opt = torch.optim.Adam(thief.parameters(), lr=lr)
     thief.train()
     for _ in range(steps):

@@ -21,10 +21,13 @@ pad and tile like the Python side: ``format`` ('steg-onnx'),
 ``margin`` (the Python side's tiling: see :func:`steg.tiling.auto_tile`),
 ``arch_config`` (JSON), ``description``, ``source`` and ``torch_version``.
 
-Keys: a keyed architecture (see the security issue) adds its key as one more
-graph input in :class:`HideGraph`/:class:`RevealGraph` (``forward(..., key)``)
-and lists it in ``inputs``; clients feed the inputs listed there, so the format
-needs no other change.
+Keys: the graphs are the method's keyed protocol called without a key
+(:meth:`steg.nets.StegNet.hide_with_key` / ``reveal_with_key`` with ``key=None``),
+like every other caller of a method; a keyed model's key transform (qim's keyed
+dither, the default mode's scrambling) is not in them (``steg export`` says so for
+a model trained with ``model.keyed=true``). A keyed graph would add its key as one
+more input listed in ``inputs``; clients feed the inputs listed there, so the
+format would need no other change.
 
 :func:`run_onnx` runs an exported pair with onnxruntime (CPU) on uint8 arrays;
 it is what the parity tests compare with PyTorch.
@@ -81,31 +84,25 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 class HideGraph(nn.Module):
-    """``net.hide`` on uint8 images: (N, C, H, W) uint8 x2 -> stego (N, C, H, W) uint8.
-
-    A key input (keyed architectures) goes here as a third argument.
-    """
+    """The net's keyless hide on uint8 images: (N, C, H, W) uint8 x2 -> stego (N, C, H, W) uint8."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
-        return _to_uint8(self.net.hide(_to_float(cover), _to_float(secret)))
+        return _to_uint8(self.net.hide_with_key(_to_float(cover), _to_float(secret)))
 
 
 class RevealGraph(nn.Module):
-    """``net.reveal`` on uint8 images: stego (N, C, H, W) uint8 -> secret (N, C, H, W) uint8.
-
-    A key input (keyed architectures) goes here as a second argument.
-    """
+    """The net's keyless reveal on uint8 images: stego (N, C, H, W) uint8 -> secret (N, C, H, W) uint8."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, stego: torch.Tensor) -> torch.Tensor:
-        return _to_uint8(self.net.reveal(_to_float(stego)))
+        return _to_uint8(self.net.reveal_with_key(_to_float(stego)))
 
 
 def onnx_paths(out: str | os.PathLike) -> dict[str, Path]:

@@ -12,6 +12,7 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from steg import keys
+from steg.nets import qim
 from steg.cli import main
 from steg.data import sample_photo_paths
 from steg.inference import StegModel, load_model
@@ -93,12 +94,12 @@ def test_read_key_file(tmp_path):
 def test_nonce_round_trip_and_wrong_key():
     key, nonce = keys.derive_key("pw"), bytes(range(12))
     stego = torch.randint(8, 248, (1, 3, 16, 40)) / 255.0  # away from 0/255, where a pixel moves by P
-    marked = keys.embed_nonce(stego, key, nonce, 13)
-    assert keys.read_nonce(marked, key, 13) == nonce
-    assert keys.read_nonce(marked, keys.derive_key("other"), 13) != nonce
+    marked = qim.embed_nonce(stego, key, nonce, 13)
+    assert qim.read_nonce(marked, key, 13) == nonce
+    assert qim.read_nonce(marked, keys.derive_key("other"), 13) != nonce
     changed = (marked - stego).abs() * 255
-    assert int((changed > 0.5).sum()) <= keys.NONCE_BITS and float(changed.max()) <= 6.5
-    assert keys.nonce_positions((1, 8, 8)) is None  # too small: no nonce
+    assert int((changed > 0.5).sum()) <= qim.NONCE_BITS and float(changed.max()) <= 6.5
+    assert qim.nonce_positions((1, 8, 8)) is None  # too small: no nonce
 
 
 # --- keyed qim with the shipped model -----------------------------------------------------------
@@ -131,7 +132,7 @@ def test_keyless_residue_attack_reads_unkeyed_stego_but_not_keyed(shipped, photo
 def test_tiles_line_up_and_a_reused_key_leaks_no_stream(shipped, photos):
     cover, secret = photos[0][..., :120, :104], photos[1][..., :120, :104]
     tiled = StegModel(shipped.net, tile=32)
-    nonce = b"n" * keys.NONCE_BYTES
+    nonce = b"n" * qim.NONCE_BYTES
     whole = shipped.hide_tensor(cover, secret, key="pw", nonce=nonce)
     assert torch.equal(tiled.hide_tensor(cover, secret, key="pw", nonce=nonce), whole)
     assert tiled.calls > 1

@@ -265,7 +265,7 @@ def test_every_learned_architecture_has_a_keyed_mode(name):
     cls = _keyed_class(name)
     plain, net = cls(**cls.tiny()), cls(**cls.tiny(), keyed=True)
     assert not plain.keyed and "keyed" not in plain.arch_config and plain.training_keys(2) is None
-    assert net.keyed and net.scrambles and net.arch_config["keyed"] is True
+    assert net.keyed and net.arch_config["keyed"] is True
     twin = build_net(**net.arch_config)  # what a model file rebuilds
     assert twin.keyed and twin.arch_config == net.arch_config
     twin.load_state_dict(net.state_dict())
@@ -301,7 +301,7 @@ def test_keyed_option_is_checked_and_the_raw_nets_refuse_a_key():
     with pytest.raises(ValueError, match="no keyed mode.*model.keyed=true"):
         small_net("unet").hide_with_key(x, x, b"k")
     qim = small_net("qim", keyed=True)  # natively keyed: the option changes nothing
-    assert qim.keyed and not qim.scrambles and "keyed" not in qim.arch_config
+    assert qim.keyed and qim.training_keys(2) is None and "keyed" not in qim.arch_config
 
 
 def test_keyed_training_learns_through_the_scrambling():

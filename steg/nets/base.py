@@ -11,12 +11,40 @@ files, the benchmark, the tests) asks the net, never its name:
 - :attr:`StegNet.arch_config`: the constructor arguments, recorded automatically,
   so that a model file can rebuild the net without Hydra;
 - :meth:`StegNet.tiny`: constructor arguments of a seconds-fast version for tests;
-- :attr:`StegNet.keyed`: whether hide and reveal take a secret key. Every
+- :attr:`StegNet.keyed`: whether the method takes a secret key. Every
   architecture takes the constructor options ``keyed=True`` and ``key_block``
-  (``model.keyed=true``; recorded in ``arch_config``): the key then scrambles the
-  secret around the net (:mod:`steg.scramble`), in training (a fresh key per
-  image), validation and inference alike. qim is keyed by construction (its key
-  sets its dither: :attr:`StegNet.native_key`).
+  (``model.keyed=true``; recorded in ``arch_config``); qim is keyed by construction.
+
+**The keyed protocol.** A method owns its keyed hide and reveal of whole images:
+:meth:`StegNet.hide_with_key` and :meth:`StegNet.reveal_with_key`. Inference
+(:class:`steg.inference.StegModel`), training (:meth:`StegNet.forward`), validation,
+the ONNX export and ``steg analyze`` make that one call, with or without a key, and
+never ask which method they hold. The base class's default, for every net, scrambles
+the secret around the net (:mod:`steg.scramble`) and carries a per-image nonce inside
+the scrambled secret; :class:`steg.nets.QIMNet` overrides both with its keyed dither
+and a nonce in its stego pixels' residues. A new keyed method overrides the two
+methods in its own file (and, if it trains on keys, :meth:`StegNet.training_keys`):
+nothing else changes. A method that is not a net (the digital one) offers the same
+two calls with the same arguments.
+
+*Tiling.* The caller says how the method's net functions are run over whole images:
+``run(fn, inputs, per_tile=None)`` (:data:`Runner`), e.g. StegModel pads and tiles
+them in bounded memory on its device; the default :func:`run_whole` calls ``fn``
+once. A keyed transform of whole images (the scrambling, a nonce written into the
+stego) happens before or after ``run``; what a net function needs per tile (qim's
+keyed dither) comes from ``per_tile(window, padded)``: the tile's window ``(y0, y1,
+x0, x1)`` in the padded image of size ``padded = (H', W')`` -> the extra keyword
+arguments of ``fn`` for that tile, tensors of the tile's height and width.
+
+*Nonces.* ``nonce`` says whether each image draws its own nonce: False for keys
+that are already fresh per image (training, validation, an attacker's own keys);
+True for a user's key (a fresh random nonce per image: one key, many images);
+bytes for a fixed nonce (reproducible tests).
+
+*Analysis.* Two more hooks let ``steg analyze`` attack a method without knowing it:
+:meth:`StegNet.attacker_view` (what a learned thief sees of a stego image) and
+:meth:`StegNet.known_secret_attack` (reveal other stego images from one known pair
+hidden with the same key).
 
 The classic prep + hide + reveal layout of Baluja's lineage is
 :class:`PrepHideReveal`; other designs (QIM, invertible nets) subclass
@@ -28,8 +56,9 @@ Shapes: images are float tensors in [0, 1], (B, C, H, W), C = ``channels``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Union
 
 import torch
 from torch import nn
@@ -37,10 +66,12 @@ from torch import nn
 from steg.nets.layers import GaussianNoise
 from steg.quantize import quantize_ste
 
-__all__ = ["StegNet", "PrepHideReveal", "plain"]
+__all__ = ["StegNet", "PrepHideReveal", "Keys", "Runner", "PerTile", "run_whole", "per_image", "draw_nonce", "plain"]
 
 #: Key stream of the fixed validation keys (not secrets: see :meth:`StegNet.validation_keys`).
 _VALIDATION_KEYS = "steg/validation-keys"
+#: A key (bytes, e.g. a :class:`~steg.keys.DerivedKey`) or one key per image of a batch.
+Keys = Union[bytes, Sequence[bytes]]
 
 
 def plain(value: Any) -> Any:
@@ -50,6 +81,44 @@ def plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [plain(v) for v in value]
     return value
+
+
+#: How a method's net function runs over whole images: ``run(fn, inputs, per_tile=None) -> output``
+#: (see the module docstring; :func:`run_whole`, :meth:`steg.inference.StegModel.run`).
+Runner = Callable[..., torch.Tensor]
+#: ``per_tile(window, padded) -> {name: tensor}``: extra keyword arguments of a net function for one tile.
+PerTile = Callable[[tuple[int, int, int, int], tuple[int, int]], dict[str, torch.Tensor]]
+
+
+def run_whole(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
+              per_tile: PerTile | None = None) -> torch.Tensor:
+    """The plain :data:`Runner`: ``fn(*inputs, **per_tile(whole image))`` in one piece, where the inputs are.
+
+    Shapes: inputs (B, C, H, W) with H, W multiples of the net's ``size_multiple``.
+    """
+    h, w = (int(v) for v in inputs[0].shape[-2:])
+    return fn(*inputs, **(per_tile((0, h, 0, w), (h, w)) if per_tile is not None else {}))
+
+
+def per_image(key: Keys, batch: int) -> list[bytes]:
+    """``key`` (one key for a batch, or one per image) as one key per image of a batch of ``batch``."""
+    if isinstance(key, (bytes, bytearray)):
+        return [bytes(key)] * batch
+    keys = list(key)
+    if len(keys) != batch:
+        raise ValueError(f"got {len(keys)} keys for a batch of {batch} images (expected one key, or one per image)")
+    return keys
+
+
+def draw_nonce(nonce: bool | bytes, size: int) -> bytes | None:
+    """The nonce of one image: None for ``nonce=False``, fresh OS random bytes for True, else ``nonce`` checked."""
+    if nonce is False:
+        return None
+    if nonce is True:
+        return os.urandom(size)
+    if len(nonce) != size:
+        raise ValueError(f"nonce: expected {size} bytes, got {len(nonce)}")
+    return bytes(nonce)
 
 
 class _StegNetType(type):
@@ -68,7 +137,7 @@ class _StegNetType(type):
             raise ValueError(f"keyed must be true or false, got {keyed!r}")
         block = _check_block(DEFAULT_BLOCK if key_block is None else key_block)
         net = super().__call__(*args, **kwargs)
-        if keyed and not cls.native_key:
+        if keyed and not cls.keyed:
             net.keyed, net.key_block = True, block
         return net
 
@@ -78,7 +147,8 @@ class StegNet(nn.Module, metaclass=_StegNetType):
 
     Subclasses implement :meth:`hide` and :meth:`reveal` and may override
     ``size_multiple``, :meth:`receptive_radius`, :meth:`feature_channels` and
-    :meth:`tiny`. Their constructor arguments are recorded in :attr:`arch_config`
+    :meth:`tiny`; a keyed method of its own overrides :meth:`hide_with_key` and
+    :meth:`reveal_with_key`. Their constructor arguments are recorded in :attr:`arch_config`
     without any code of theirs (they must be JSON values: numbers, strings,
     booleans, lists, dicts), so a model file can rebuild them.
 
@@ -91,12 +161,10 @@ class StegNet(nn.Module, metaclass=_StegNetType):
     name: ClassVar[str] = "stegnet"
     #: Image sides must be multiples of this.
     size_multiple: int = 1
-    #: Whether this net takes a secret key: ``keyed=True`` at construction (any class), or qim.
+    #: Whether this net takes a secret key: ``keyed=True`` at construction (any class), or True on a
+    #: class that is keyed by construction (qim).
     keyed: bool = False
-    #: Whether the key goes into ``hide``/``reveal`` themselves (qim's keyed dither); otherwise
-    #: a keyed net's key scrambles the secret around them (:mod:`steg.scramble`).
-    native_key: ClassVar[bool] = False
-    #: Side of the squares a keyed net's key scrambles (:mod:`steg.scramble`; ``key_block=``).
+    #: Side of the squares the default keyed mode scrambles (:mod:`steg.scramble`; ``key_block=``).
     key_block: int = 1
 
     def __new__(cls, *args: Any, **kwargs: Any):
@@ -130,7 +198,7 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         if not cls.__module__.startswith("steg.nets.") or cls.__qualname__ != cls.__name__:
             config["target"] = f"{cls.__module__}.{cls.__qualname__}"
         config.update(getattr(self, "_init_args", {}))
-        if self.scrambles:
+        if self.keyed and not cls.keyed:  # the keyed=True option (a class keyed by construction records nothing)
             config.update(keyed=True, key_block=self.key_block)
         return config
 
@@ -161,60 +229,84 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         raise NotImplementedError(f"{type(self).__name__} must implement reveal(stego)")
 
     def _no_key(self, key) -> None:
-        """Refuse ``key`` (one line) in ``hide``/``reveal`` of a net whose key is not :attr:`native_key`."""
-        if key is None or self.native_key:
+        """Refuse ``key`` (one line) in the raw ``hide``/``reveal`` of a net: keys go through the keyed protocol."""
+        if key is None:
             return
-        if not self.keyed:
-            raise ValueError(f"architecture {self.name!r} has no keyed mode: train it with model.keyed=true "
-                             "(or use qim), or hide and reveal without a key")
+        self.check_key(key)
         raise ValueError(f"{type(self).__name__}.hide/reveal take no key: a keyed {self.name!r} net's key "
                          "scrambles whole images (use hide_with_key/reveal_with_key, or steg.load_model)")
 
-    # -- keys -------------------------------------------------------------------------
-    @property
-    def scrambles(self) -> bool:
-        """Whether a key scrambles the secret around this net (a keyed net without :attr:`native_key`)."""
-        return self.keyed and not self.native_key
+    # -- the keyed protocol (see the module docstring) --------------------------------
+    def check_key(self, key) -> None:
+        """Refuse a key (one line) if this net has no keyed mode; None always passes."""
+        if key is not None and not self.keyed:
+            raise ValueError(f"architecture {self.name!r} has no keyed mode: train it with model.keyed=true "
+                             "(or use qim), or hide and reveal without a key")
 
-    def hide_with_key(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
-        """``hide`` of whole images with ``key``: bytes (a derived key), one key per image, or None.
+    def hide_with_key(self, cover: torch.Tensor, secret: torch.Tensor, key: Keys | None = None, *,
+                      run: Runner = run_whole, nonce: bool | bytes = False) -> torch.Tensor:
+        """Stego images of whole images with ``key``: (B, C, H, W) x2 -> (B, C, H, W), unclamped.
 
-        A scrambling net hides :func:`steg.scramble.scramble` of the secret (no
-        nonce: :class:`steg.inference.StegModel` adds one per image); qim gets the key
-        itself. Shapes as :meth:`hide`.
+        ``key``: bytes (a derived key: :func:`steg.keys.derive_key`) for every image,
+        one key per image, or None (the keyless :meth:`hide`). ``run``: how
+        :meth:`hide` runs over the images (:data:`Runner`); ``nonce``: see the module
+        docstring. The default keyed mode hides :func:`steg.scramble.scramble` of the
+        secret under each image's key, or, with a nonce,
+        :func:`steg.scramble.scramble_secret` (the nonce travels inside it).
         """
-        if self.native_key:
-            return self.hide(cover, secret, key=key)
         if key is None:
-            return self.hide(cover, secret)
-        self._check_scrambles()
+            return run(self.hide, [cover, secret])
+        self.check_key(key)
+        from steg.scramble import NONCE_BYTES, scramble_secret
+
+        keys = per_image(key, secret.shape[0])
+        if nonce is False:
+            hidden = self.hidden_secret(secret, keys)
+        else:
+            hidden = torch.cat([scramble_secret(secret[i : i + 1], k, self.key_block, draw_nonce(nonce, NONCE_BYTES))
+                                for i, k in enumerate(keys)])
+        return run(self.hide, [cover, hidden])
+
+    def reveal_with_key(self, stego: torch.Tensor, key: Keys | None = None, *,
+                        run: Runner = run_whole, nonce: bool = False) -> torch.Tensor:
+        """Revealed secrets of whole images with the key(s) and ``nonce`` mode given to :meth:`hide_with_key`.
+
+        (B, C, H, W) -> (B, C, H, W), unclamped. A wrong key gives an image (noise),
+        never an error: a steganography tool must not confirm that something is hidden.
+        """
+        revealed = run(self.reveal, [stego])
+        if key is None:
+            return revealed
+        self.check_key(key)
+        from steg.scramble import unscramble, unscramble_secret
+
+        keys = per_image(key, stego.shape[0])
+        if not nonce:
+            return unscramble(revealed, keys, self.key_block)
+        return torch.cat([unscramble_secret(revealed[i : i + 1], k, self.key_block) for i, k in enumerate(keys)])
+
+    def hidden_secret(self, secret: torch.Tensor, keys: Keys | None) -> torch.Tensor:
+        """The secret as this method's keyed hide feeds it to :meth:`hide` (no nonce): (B, C, H, W) -> (B, C, H, W).
+
+        Default: :func:`steg.scramble.scramble` under each image's key; the secret itself for ``keys=None``.
+        Training under a cropping distortion compares the revealed window with this image's window.
+        """
+        if keys is None:
+            return secret
         from steg.scramble import scramble
 
-        return self.hide(cover, scramble(secret, key, self.key_block))
-
-    def reveal_with_key(self, stego: torch.Tensor, key=None) -> torch.Tensor:
-        """``reveal`` of whole images with the key(s) given to :meth:`hide_with_key`. Shapes as :meth:`reveal`."""
-        if self.native_key:
-            return self.reveal(stego, key=key)
-        if key is None:
-            return self.reveal(stego)
-        self._check_scrambles()
-        from steg.scramble import unscramble
-
-        return unscramble(self.reveal(stego), key, self.key_block)
-
-    def _check_scrambles(self) -> None:
-        if not self.scrambles:
-            self._no_key(b"key")
+        return scramble(secret, per_image(keys, secret.shape[0]), self.key_block)
 
     def training_keys(self, batch: int) -> list[bytes] | None:
-        """A fresh key for each image of a training batch; None unless :attr:`scrambles`.
+        """A fresh key for each image of a training batch; None for a net that trains without keys.
 
+        The default keyed mode trains on keys (the net learns to hide scrambled
+        secrets); a method whose keyed mode needs no training (qim) returns None.
         Training keys are not secrets, only samples of "any key": they are drawn
         from torch's (seeded) generator so that a seeded run repeats exactly. The
         scrambling they select still comes from SHAKE-256 (:mod:`steg.scramble`).
         """
-        if not self.scrambles:
+        if not self.keyed:
             return None
         from steg.keys import KEY_BYTES
 
@@ -222,12 +314,24 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         return [bytes(row.tolist()) for row in raw]
 
     def validation_keys(self, batch: int, index: int) -> list[bytes] | None:
-        """Fixed keys for validation batch ``index`` (the same every epoch); None unless :attr:`scrambles`."""
-        if not self.scrambles:
+        """Fixed keys for validation batch ``index`` (the same every epoch); None when :meth:`training_keys` is."""
+        if not self.keyed:
             return None
         from steg.keys import KEY_BYTES, key_stream
 
         return [key_stream(_VALIDATION_KEYS.encode(), f"{index}/{i}", KEY_BYTES) for i in range(batch)]
+
+    def attacker_view(self, stego: torch.Tensor) -> torch.Tensor:
+        """What a learned attacker (:class:`steg.leakage.Thief`) sees of 8-bit stego images: (B, C, H, W) -> (B, C', H, W).
+
+        Default: the image itself; a method with public structure adds it (qim: its residue phase).
+        """
+        return stego
+
+    def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """An attack on key reuse: from one known (stego, secret) pair, (1, C, H, W) each, a reveal of
+        other 8-bit stego images of that size hidden with the same key; None if the method has none."""
+        return None
 
     def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False,
                 distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
@@ -238,28 +342,28 @@ class StegNet(nn.Module, metaclass=_StegNetType):
         cover), ``revealed``, and ``target``: the secret cut to the window the reveal net
         saw (the secret itself unless the distortion crops).
 
-        A scrambling keyed net hides the secret scrambled under a fresh key per image
-        (:meth:`training_keys`) and unscrambles what it reveals, so the losses see the
-        image the user gets. Under a cropping distortion the window of the scrambled
-        image holds scattered pixels of the secret, so there ``revealed`` and ``target``
-        stay scrambled (MSE does not care about the order of pixels).
+        A keyed net that trains on keys (:meth:`training_keys`, a fresh key per image)
+        hides and reveals through :meth:`hide_with_key` / :meth:`reveal_with_key`, so
+        the losses see the image the user gets. Under a cropping distortion the
+        keyed reveal of a window cannot be undone (the default mode scatters the
+        secret's pixels), so there ``revealed`` is the net's raw reveal of the
+        window and ``target`` the same window of :meth:`hidden_secret` (MSE does
+        not care about the order of pixels).
         """
         keys = self.training_keys(secret.shape[0])
-        hidden = secret
-        if keys is not None:
-            from steg.scramble import scramble, unscramble
-
-            hidden = scramble(secret, keys, self.key_block)
-        stego = self.hide(cover, hidden)
+        stego = self.hide_with_key(cover, secret, keys)
         if quantize:
             stego = quantize_ste(stego)
-        seen, target, box = self.noise(stego), hidden, None
+        seen, target, box = self.noise(stego), secret, None
         if distortion is not None:
             distorted = distortion(seen, cover)
-            seen, target, box = distorted.image, distorted.crop(hidden), distorted.box
-        revealed = self.reveal(seen)
-        if keys is not None and box is None:
-            revealed, target = unscramble(revealed, keys, self.key_block), secret
+            seen, box = distorted.image, distorted.box
+            if box is not None:
+                target = distorted.crop(self.hidden_secret(secret, keys))
+        if box is None:
+            revealed = self.reveal_with_key(seen, keys)
+        else:
+            revealed = self.reveal(seen)
         return {"stego": stego, "revealed": revealed, "target": target}
 
     #: Weights of the terms that :meth:`extra_losses` returns, by name.

@@ -8,11 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from steg.nets.base import StegNet
+from steg.keys import image_key, key_field, keyed_dither
+from steg.nets.base import Keys, PerTile, Runner, StegNet, draw_nonce, per_image, run_whole
 from steg.nets.layers import UnshuffleBody, zero_init
 from steg.nets.registry import register
 
-__all__ = ["QIMNet", "wrap_period", "dither_pattern", "DITHER_LABEL"]
+__all__ = [
+    "QIMNet", "wrap_period", "dither_pattern", "DITHER_LABEL",
+    "NONCE_BYTES", "NONCE_BITS", "NONCE_MIN_PERIOD", "nonce_positions", "embed_nonce", "read_nonce", "patch_nonce_pixels",
+]
 
 #: The dither is SHAKE-256 of this label: the same values on every machine and torch version.
 DITHER_LABEL = b"steg.nets.qim.dither"
@@ -77,8 +81,7 @@ class QIMNet(StegNet):
     """
 
     name = "qim"
-    keyed = True
-    native_key = True
+    keyed = True  # by construction: its key sets its dither
     DITHER = 8
     size_multiple = DITHER
 
@@ -129,9 +132,89 @@ class QIMNet(StegNet):
 
     def keyed_dither(self, key: bytes, shape: tuple[int, int, int], rows=None, width=None) -> torch.Tensor:
         """This net's keyed dither for an image of ``shape`` (C, H, W): see :func:`steg.keys.keyed_dither`."""
-        from steg.keys import keyed_dither
-
         return keyed_dither(key, self.period, shape, rows=rows, width=width)
+
+    # -- the keyed protocol (steg.nets.base): the keyed dither, a nonce in the top row --
+    def _nonce_fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether images of ``shape`` (C, H, W) carry a nonce (:func:`embed_nonce`): period and size allow it."""
+        return self.period >= NONCE_MIN_PERIOD and nonce_positions(tuple(shape)) is not None
+
+    def _dither_tiles(self, keys: list[bytes], shape: tuple[int, int, int]) -> PerTile:
+        """``per_tile`` giving each tile ``key=`` its window of the whole images' keyed dithers, (B, C, h, w).
+
+        The dither of a row of tiles is made once (:func:`steg.keys.key_field` makes any window
+        of the whole image's field, so tiles line up with the untiled image).
+        """
+        rows: list = [None, None]
+
+        def per_tile(window: tuple[int, int, int, int], padded: tuple[int, int]) -> dict[str, torch.Tensor]:
+            y0, y1, x0, x1 = window
+            if rows[0] != (y0, y1):
+                rows[:] = [(y0, y1), torch.stack([self.keyed_dither(k, shape, rows=(y0, y1), width=padded[1])
+                                                  for k in keys])]
+            return {"key": rows[1][..., x0:x1]}
+
+        return per_tile
+
+    def hide_with_key(self, cover: torch.Tensor, secret: torch.Tensor, key: Keys | None = None, *,
+                      run: Runner = run_whole, nonce: bool | bytes = False) -> torch.Tensor:
+        """qim's keyed hide: the keyed dither of each image's key, in place of the fixed one.
+
+        With a nonce (images large enough: :func:`nonce_positions`), an image's dither is that
+        of ``image_key(key, nonce)`` and the nonce is written into its top-row residues, masked
+        by the key (:func:`embed_nonce`). Shapes and arguments: :meth:`StegNet.hide_with_key`.
+        """
+        if key is None:
+            return run(self.hide, [cover, secret])
+        shape = tuple(int(v) for v in cover.shape[1:])
+        keys = per_image(key, cover.shape[0])
+        nonces = [draw_nonce(nonce, NONCE_BYTES) if self._nonce_fits(shape) else None for _ in keys]
+        dither_keys = [k if n is None else image_key(k, n) for k, n in zip(keys, nonces)]
+        stego = run(self.hide, [cover, secret], per_tile=self._dither_tiles(dither_keys, shape))
+        if any(n is not None for n in nonces):
+            stego = torch.cat([s if n is None else embed_nonce(s, k, n, self.period)
+                               for s, k, n in zip(stego.split(1), keys, nonces)])
+        return stego
+
+    def reveal_with_key(self, stego: torch.Tensor, key: Keys | None = None, *,
+                        run: Runner = run_whole, nonce: bool = False) -> torch.Tensor:
+        """qim's keyed reveal: read each image's nonce (if ``nonce``), reveal with its keyed dither,
+        and patch the nonce pixels (they carry no secret). See :meth:`hide_with_key`."""
+        if key is None:
+            return run(self.reveal, [stego])
+        shape = tuple(int(v) for v in stego.shape[1:])
+        keys = per_image(key, stego.shape[0])
+        with_nonce = bool(nonce) and self._nonce_fits(shape)
+        dither_keys = [image_key(k, read_nonce(s, k, self.period)) if with_nonce else k
+                       for s, k in zip(stego.split(1), keys)]
+        revealed = run(self.reveal, [stego], per_tile=self._dither_tiles(dither_keys, shape))
+        return patch_nonce_pixels(revealed) if with_nonce else revealed
+
+    def training_keys(self, batch: int) -> None:
+        """None: qim trains on its fixed dither; the keyed dither only moves the code within the period,
+        which the decoder sees the same way (so one training serves both)."""
+        return None
+
+    def validation_keys(self, batch: int, index: int) -> None:
+        """None, as :meth:`training_keys`."""
+        return None
+
+    def attacker_view(self, stego: torch.Tensor) -> torch.Tensor:
+        """The stego image and the cos/sin of its residue phase ``2 pi (255 stego) / P`` (what the decoder sees).
+
+        (B, C, H, W) -> (B, 3C, H, W).
+        """
+        phase = torch.round(stego * 255) * (2 * torch.pi / self.period)
+        return torch.cat([stego, torch.cos(phase), torch.sin(phase)], dim=1)
+
+    def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor):
+        """Reveal with the dither estimated from one known pair (:func:`steg.leakage.known_secret_dither`):
+        every image of that size whose dither comes from the same key shares it (a per-image nonce gives
+        each image a key of its own, which is what this attack measures)."""
+        from steg.leakage import known_secret_dither
+
+        dither = known_secret_dither(stego, secret, self.period)
+        return lambda other: self.reveal(other, key=dither)
 
     def code(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         """The secret as target residues in levels (only the value mod P counts). Shape: (B, C, H, W)."""
@@ -158,6 +241,85 @@ class QIMNet(StegNet):
         phase = code * (2 * torch.pi / self.period)
         coarse = code / (self.period - 1)
         return coarse + self.reveal_net(torch.cat([coarse, torch.cos(phase), torch.sin(phase)], dim=1))
+
+
+# --------------------------------------------------------------------------- #
+# qim's per-image nonce: one key, many images
+# --------------------------------------------------------------------------- #
+
+#: Random bytes drawn for every image hidden with a key (96 bits: no collision in practice).
+NONCE_BYTES = 12
+NONCE_BITS = 8 * NONCE_BYTES
+#: Smallest period that carries a nonce bit safely (two codes P/2 apart, rounding error <= 1/2).
+NONCE_MIN_PERIOD = 4
+
+
+def nonce_positions(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(c, y, x) index tensors of the :data:`NONCE_BITS` pixels that carry the nonce, or None.
+
+    The first NONCE_BITS values in raster order (row, column, channel): the top
+    row for images at least 32 pixels wide (RGB). None when the image has fewer
+    than 4 * NONCE_BITS values (then no nonce is used).
+    """
+    c, h, w = (int(v) for v in shape)
+    if c * h * w < 4 * NONCE_BITS:
+        return None
+    i = torch.arange(NONCE_BITS)
+    return i % c, i // (w * c), (i // c) % w
+
+
+def _nonce_dither(key: bytes, period: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Key-only dither (levels, [0, P)) of the nonce pixels: (NONCE_BITS,)."""
+    field = key_field(key, f"qim-nonce/{int(period)}", (1, 1, NONCE_BITS))
+    return field.flatten() * float(period)
+
+
+def embed_nonce(stego: torch.Tensor, key: bytes, nonce: bytes, period: int) -> torch.Tensor:
+    """Write ``nonce`` into the residues of the nonce pixels of a (1, C, H, W) stego image in [0, 1].
+
+    Bit b of pixel i becomes the residue ``round(b * P / 2 + d_i) mod P`` with a
+    key-only dither ``d_i`` uniform in [0, P), at the 8-bit value nearest the
+    pixel (so the change is at most P / 2 levels, like every other pixel). To
+    anyone without the key the residues are uniform. Returns a new tensor.
+    """
+    pos = nonce_positions(tuple(stego.shape[1:]))
+    if pos is None:
+        return stego
+    bits = torch.tensor([(byte >> k) & 1 for byte in nonce for k in range(8)], dtype=torch.float32)
+    code = torch.round(bits * (period / 2) + _nonce_dither(key, period, tuple(stego.shape[1:])))
+    out = stego.clone()
+    levels = torch.round(out[0][pos].clamp(0, 1) * 255)
+    value = levels + torch.remainder(code - levels + period / 2, period) - period / 2
+    value = torch.where(value < 0, value + period, value)
+    value = torch.where(value > 255, value - period, value)
+    out[0][pos] = value / 255.0
+    return out
+
+
+def read_nonce(stego: torch.Tensor, key: bytes, period: int) -> bytes | None:
+    """The nonce written by :func:`embed_nonce` into a (1, C, H, W) 8-bit stego image (None if too small).
+
+    With a wrong key this reads some other nonce (and the reveal gives noise).
+    """
+    pos = nonce_positions(tuple(stego.shape[1:]))
+    if pos is None:
+        return None
+    levels = torch.round(stego[0][pos].clamp(0, 1) * 255)
+    v = torch.remainder(levels - _nonce_dither(key, period, tuple(stego.shape[1:])), period)
+    bits = torch.remainder(torch.round(v / (period / 2)), 2).long().tolist()
+    return bytes(sum(bits[8 * j + k] << k for k in range(8)) for j in range(NONCE_BYTES))
+
+
+def patch_nonce_pixels(revealed: torch.Tensor) -> torch.Tensor:
+    """Replace the revealed image's nonce pixels (which carry no secret) by the pixel below: a new tensor."""
+    pos = nonce_positions(tuple(revealed.shape[1:]))
+    if pos is None or revealed.shape[-2] < 2:
+        return revealed
+    revealed = revealed.clone()
+    c, y, x = pos
+    below = torch.where(y + 1 < revealed.shape[-2], y + 1, y - 1)
+    revealed[:, c, y, x] = revealed[:, c, below, x]
+    return revealed
 
 
 def zero_init_body(body: UnshuffleBody) -> UnshuffleBody:
