@@ -317,3 +317,31 @@ def test_keyed_training_learns_through_the_scrambling():
         optimizer.step()
     dead = [k for k, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"no gradient reaches {dead}"
+
+
+def test_constructor_arguments_are_recorded_for_a_users_subclasses():
+    """__init_subclass__ records the outermost __init__'s arguments and takes keyed=/key_block= for any class."""
+
+    class Plain(StegNet):  # no __init__ of its own: StegNet's
+        pass
+
+    class Mine(StegNet):
+        def __init__(self, width: int = 4, noise_std: float = 0.0):
+            super().__init__(noise_std)
+            self.conv = torch.nn.Conv2d(3, width, 1)
+
+    class Wider(Mine):
+        def __init__(self, extra: int = 2):
+            super().__init__(width=8)
+
+    assert Plain(noise_std=0.5).arch_config["noise_std"] == 0.5
+    mine = Mine(width=6, keyed=True, key_block=2)
+    assert mine.keyed and mine.key_block == 2
+    assert {k: v for k, v in mine.arch_config.items() if k not in ("name", "target")} == {
+        "width": 6, "noise_std": 0.0, "keyed": True, "key_block": 2}
+    wider = Wider()
+    assert not wider.keyed and "width" not in wider.arch_config and wider.arch_config["extra"] == 2
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        Mine(depth=3)
+    with pytest.raises(ValueError, match="key_block"):
+        Mine(keyed=True, key_block=0)

@@ -55,6 +55,7 @@ Shapes: images are float tensors in [0, 1], (B, C, H, W), C = ``channels``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -121,28 +122,45 @@ def draw_nonce(nonce: bool | bytes, size: int) -> bytes | None:
     return bytes(nonce)
 
 
-class _StegNetType(type):
-    """Metaclass of :class:`StegNet`: ``keyed=`` and ``key_block=`` are constructor options of every architecture.
+def _recording(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (a StegNet class's ``__init__``) that records its arguments and takes ``keyed=``/``key_block=``.
 
-    They are taken here, before the class's own ``__init__`` runs, so that a user's
-    subclass gets a keyed mode without naming them in its signature (the names are
-    reserved). ``keyed=True`` sets the instance's :attr:`StegNet.keyed`;
+    The outermost ``__init__`` of a construction (the class's own, not the ``super()``
+    calls it makes) binds its arguments to its signature, with defaults, into
+    ``_init_args`` (what :attr:`StegNet.arch_config` returns), and takes the reserved
+    options ``keyed`` and ``key_block`` that every architecture has without naming
+    them: ``keyed=True`` sets the instance's :attr:`StegNet.keyed` after ``__init__``,
     ``key_block`` the side of the squares its key scrambles (:mod:`steg.scramble`).
     """
+    signature = inspect.signature(init)
 
-    def __call__(cls, *args: Any, keyed: bool = False, key_block: int | None = None, **kwargs: Any):
+    @functools.wraps(init)
+    def __init__(self, *args: Any, keyed: bool = False, key_block: int | None = None, **kwargs: Any) -> None:
+        if "_init_args" in self.__dict__:  # a super().__init__ call inside the outermost one
+            init(self, *args, **kwargs)
+            return
         from steg.scramble import DEFAULT_BLOCK, _check_block
 
         if not isinstance(keyed, bool):
             raise ValueError(f"keyed must be true or false, got {keyed!r}")
         block = _check_block(DEFAULT_BLOCK if key_block is None else key_block)
-        net = super().__call__(*args, **kwargs)
-        if keyed and not cls.keyed:
-            net.keyed, net.key_block = True, block
-        return net
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:  # let __init__ raise its own error
+            init(self, *args, **kwargs)
+            raise
+        bound.apply_defaults()
+        params = dict(bound.arguments)
+        params.pop(next(iter(params)))  # self
+        object.__setattr__(self, "_init_args", {k: plain(v) for k, v in params.items()})
+        init(self, *args, **kwargs)
+        if keyed and not type(self).keyed:
+            self.keyed, self.key_block = True, block
+
+    return __init__
 
 
-class StegNet(nn.Module, metaclass=_StegNetType):
+class StegNet(nn.Module):
     """Base class: ``hide(cover, secret) -> stego``, ``reveal(stego) -> secret``, ``noise`` between.
 
     Subclasses implement :meth:`hide` and :meth:`reveal` and may override
@@ -150,7 +168,9 @@ class StegNet(nn.Module, metaclass=_StegNetType):
     :meth:`tiny`; a keyed method of its own overrides :meth:`hide_with_key` and
     :meth:`reveal_with_key`. Their constructor arguments are recorded in :attr:`arch_config`
     without any code of theirs (they must be JSON values: numbers, strings,
-    booleans, lists, dicts), so a model file can rebuild them.
+    booleans, lists, dicts), so a model file can rebuild them: ``__init_subclass__``
+    wraps each class's ``__init__`` (:func:`_recording`), which also takes the
+    options ``keyed=`` and ``key_block=`` of every architecture.
 
     Shapes: ``hide``: (B, C, H, W) x2 -> (B, C, H, W), unclamped;
     ``reveal``: (B, C, H, W) -> (B, C, H, W), unclamped; H and W multiples of
@@ -167,18 +187,11 @@ class StegNet(nn.Module, metaclass=_StegNetType):
     #: Side of the squares the default keyed mode scrambles (:mod:`steg.scramble`; ``key_block=``).
     key_block: int = 1
 
-    def __new__(cls, *args: Any, **kwargs: Any):
-        obj = super().__new__(cls)
-        try:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-        except TypeError:  # let __init__ raise its own error
-            bound = None
-        if bound is not None:
-            bound.apply_defaults()
-            params = dict(bound.arguments)
-            params.pop(next(iter(params)))  # self
-            object.__setattr__(obj, "_init_args", {k: plain(v) for k, v in params.items()})
-        return obj
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every class that defines ``__init__`` records its constructor arguments (see :func:`_recording`)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__dict__["__init__"])
 
     def __init__(self, noise_std: float = 0.0):
         super().__init__()
@@ -372,6 +385,9 @@ class StegNet(nn.Module, metaclass=_StegNetType):
     def extra_losses(self, cover, secret, stego, revealed) -> dict[str, torch.Tensor]:
         """Architecture-specific loss terms (unweighted scalars); the module adds them times ``extra_loss_weights``."""
         return {}
+
+
+StegNet.__init__ = _recording(StegNet.__init__)  # a subclass without an __init__ of its own inherits this one
 
 
 class PrepHideReveal(StegNet):
