@@ -73,6 +73,11 @@ class ImageLoss(nn.Module):
         self.hist_bins = hist_bins
         self.ssim_window = ssim_window
 
+    @property
+    def config(self) -> dict[str, float | int]:
+        """The constructor arguments that rebuild this loss: ``ImageLoss(**loss.config)``."""
+        return {**self.weights, "hist_bins": self.hist_bins, "ssim_window": self.ssim_window}
+
     def _term(self, name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if name == "mse":
             return F.mse_loss(pred, target)

@@ -19,6 +19,7 @@ and is validated under fixed keys (:meth:`steg.nets.StegNet.forward`,
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import lightning as L
@@ -28,7 +29,7 @@ from torch import nn
 from steg.losses import ImageLoss
 from steg.metrics import pair_metrics
 from steg.quantize import quantize
-from steg.nets import StegNet
+from steg.nets import StegNet, build_net
 
 __all__ = ["StegModule"]
 
@@ -40,8 +41,10 @@ class StegModule(L.LightningModule):
     """Wraps a :class:`StegNet`, the train-time distortion between hide and reveal, and the loss.
 
     Args:
-        net: the hide/reveal architecture.
-        loss: the per-image loss used for both the cover and the secret.
+        net: the hide/reveal architecture, or its ``arch_config`` (what
+            :meth:`load_from_checkpoint` passes back).
+        loss: the per-image loss used for both the cover and the secret, or the
+            keyword arguments of an :class:`ImageLoss`.
         beta: weight of the secret loss.
         optimizer: ``partial`` that takes ``params`` (Hydra ``_partial_: true``).
         scheduler: ``partial`` that takes ``optimizer`` (and ``total_steps``, for the
@@ -57,12 +60,19 @@ class StegModule(L.LightningModule):
         distortion: a :mod:`steg.distortions` module (``conf/distortion``) applied to
             the 8-bit stego image before the reveal net in training only; None: none.
             A crop distortion also crops the secret the revealed image is compared with.
+
+    The hyperparameters (``self.hparams``, saved in every checkpoint) are the net's
+    ``arch_config``, the loss's arguments and the plain options, so that
+    ``StegModule.load_from_checkpoint(path)`` rebuilds the module with its weights.
+    The optimizer, scheduler and distortion are objects of the Hydra config (in the
+    checkpoint's ``config``), not hyperparameters: pass them to ``load_from_checkpoint``
+    to resume with them.
     """
 
     def __init__(
         self,
-        net: StegNet,
-        loss: ImageLoss,
+        net: StegNet | Mapping[str, Any],
+        loss: ImageLoss | Mapping[str, Any],
         beta: float = 0.75,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -76,6 +86,14 @@ class StegModule(L.LightningModule):
         super().__init__()
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
+        net = build_net(**net) if isinstance(net, Mapping) else net
+        loss = ImageLoss(**loss) if isinstance(loss, Mapping) else loss
+        self.save_hyperparameters(
+            {"net": dict(net.arch_config), "loss": getattr(loss, "config", None), "beta": float(beta),
+             "scheduler_monitor": scheduler_monitor, "scheduler_interval": scheduler_interval,
+             "quantize_train": quantize_train, "channels_last": channels_last, "compile": compile},
+            logger=False,  # train.py logs the whole resolved config
+        )
         self.net = net
         self.loss = loss
         self.beta = float(beta)
@@ -101,8 +119,8 @@ class StegModule(L.LightningModule):
     # -- forward ----------------------------------------------------------
     def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> dict[str, torch.Tensor]:
         """Inference: 8-bit stego image and the secret revealed from it, in [0, 1]."""
-        stego = quantize(self.net.hide(cover, secret))
-        return {"stego": stego, "revealed": self.net.reveal(stego).clamp(0, 1)}
+        stego = quantize(self.net.hide_with_key(cover, secret))
+        return {"stego": stego, "revealed": self.net.reveal_with_key(stego).clamp(0, 1)}
 
     def _objective(self, cover, secret, stego, revealed, stage: str) -> torch.Tensor:
         all_terms = stage != "train"  # log-only terms are measured at validation

@@ -144,3 +144,26 @@ def test_epoch_train_loss_is_synced_across_processes():
     module.log_dict = lambda *a, **k: None
     module.training_step((torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)), 0)
     assert calls["train/loss"]["on_epoch"] and calls["train/loss"]["sync_dist"]
+
+
+def test_load_from_checkpoint_rebuilds_the_module_from_its_hyperparameters(tmp_path):
+    """save_hyperparameters: a checkpoint alone rebuilds net (arch_config), loss and options, with the weights."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    net = Subpixel(prep_width=4, widths=(4, 8), keyed=True, key_block=2)
+    module = StegModule(net, ImageLoss(mse=1.0, ssim=0.5), beta=0.4, quantize_train=False,
+                        optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    images = TensorDataset(torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
+    trainer.fit(module, DataLoader(images, batch_size=2))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = StegModule.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert type(loaded.net) is Subpixel and loaded.net.arch_config == net.arch_config and loaded.net.keyed
+    assert loaded.loss.config == module.loss.config and loaded.beta == 0.4 and loaded.quantize_train is False
+    for name, value in module.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    cover, secret = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    module.eval(), loaded.eval()
+    assert torch.equal(loaded(cover, secret)["revealed"], module(cover, secret)["revealed"])
