@@ -108,14 +108,25 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities turned into None, recursively (JSON has neither)."""
+def json_safe(value: Any, bad: list[str] | None = None, path: str = "") -> Any:
+    """``value`` with NaN and infinities turned into None, recursively (JSON has neither).
+
+    The key paths of the replaced values are appended to ``bad`` (if given), for a report
+    that says which figures were not finite. The one JSON sanitiser of steg.
+
+    >>> bad = []; json_safe({"a": float("inf"), "b": [1.0, float("nan")]}, bad), bad
+    ({'a': None, 'b': [1.0, None]}, ['a', 'b[1]'])
+    """
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if math.isfinite(value):
+            return value
+        if bad is not None:
+            bad.append(path)
+        return None
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v, bad, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, bad, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 

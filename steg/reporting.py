@@ -27,32 +27,15 @@ from lightning.pytorch.loggers import WandbLogger
 
 from steg.callbacks import DivergenceGuard, ErrorHistograms, ImageGrids, MetricHistory
 from steg.checkpoints import RunState
-from steg.io import write_text
+from steg.io import json_safe, write_text
 from steg.metrics import SUMMARY_METRICS, higher_is_better
 
-__all__ = ["build_report", "write_report", "finite_json", "print_summary", "log_to_wandb", "callback"]
+__all__ = ["build_report", "write_report", "print_summary", "log_to_wandb", "callback"]
 
 
 def callback(trainer: L.Trainer, kind: type) -> Any:
     """The trainer's first callback of type ``kind``, or None."""
     return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
-
-
-def finite_json(value: Any, path: str = "", bad: list[str] | None = None) -> Any:
-    """``value`` with every non-finite float replaced by None; their key paths appended to ``bad``.
-
-    >>> bad = []; finite_json({"a": float("inf"), "b": [1.0, float("nan")]}, bad=bad), bad
-    ({'a': None, 'b': [1.0, None]}, ['a', 'b[1]'])
-    """
-    bad = [] if bad is None else bad
-    if isinstance(value, float) and not math.isfinite(value):
-        bad.append(path)
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
-    return value
 
 
 def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status: str = "finished",
@@ -116,7 +99,7 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
 def write_report(report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Write ``report`` to ``run_dir/metrics.json`` as strict JSON (atomically); return what was written."""
     bad: list[str] = []
-    clean = finite_json(report, bad=bad)
+    clean = json_safe(report, bad)
     if bad:
         clean["non_finite"] = bad
         clean["note"] += "; null = not finite (e.g. PSNR of identical images is +inf)"

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_train, tiny
 from steg.checkpoints import AtomicCheckpointIO, read_checkpoint
-from steg.reporting import finite_json, write_report
+from steg.io import json_safe
+from steg.reporting import write_report
 from steg.training import _optimized_value, instantiate_run, restore_config, train
 
 
@@ -145,7 +146,7 @@ def test_metrics_json_is_strict_json_without_infinity(tmp_path):
     data = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
     assert data["final"]["val/psnr_stego"] is None and data["final"]["val/loss"] == 0.5
     assert data["non_finite"] == ["final.val/psnr_stego", "history[0].x"]
-    assert finite_json([1.0, float("-inf")]) == [1.0, None]
+    assert json_safe([1.0, float("-inf")]) == [1.0, None]
 
 
 def test_image_size_not_a_multiple_of_the_net_is_a_config_error(tiny_cfg):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,6 @@ GRID_ROWS = 4
 #: Warning of ``steg export -o NAME.onnx`` for a model trained with ``model.keyed=true``.
 KEYED_ONNX_WARNING = ("the model is keyed but the ONNX graphs hold only its net: they hide and reveal without "
                       "a key (the key's scrambling runs in steg.scramble, outside the graphs; docs/security.md)")
-
-
-def _finite(x: Any) -> Any:
-    return x if not isinstance(x, float) or math.isfinite(x) else None
 
 
 def _grid_tiles(thumbnails: list[dict[str, Any]]):
@@ -60,7 +55,8 @@ def _parse_attack_option(text: str | None):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from steg.evaluate import EvalError, evaluate, folder_pairs, table
-    from steg.io import write_text
+    from steg.io import json_safe, write_text
+    from steg.metrics import PSNR_AVERAGE
 
     if args.size is not None and args.size < 1:
         raise CLIError(f"--size must be a positive number of pixels, got {args.size}")
@@ -124,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if json_path is not None:
         report = {
             "n": result.n,
-            **{k: _finite(v) for k, v in result.summary.items()},
+            **result.summary,
             "model": model.describe(),
             "model_source": model.source,
             "arch_config": model.net.arch_config,
@@ -134,15 +130,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "size": args.size,
             "fit": None if args.size else args.fit,
             "quantized": True,
+            "psnr_average": PSNR_AVERAGE,
             "keyed": key is not None,
             "skipped": result.skipped,
-            "images": [{k: _finite(v) for k, v in r.items()} for r in result.rows],
+            "images": result.rows,
         }
         if attacks:
-            report["attacks"] = {name: {k: _finite(v) for k, v in s.items()}
-                                 for name, s in result.attack_summary.items()}
-            report["attack_images"] = [{k: _finite(v) for k, v in r.items()} for r in result.attack_rows]
-        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+            report["attacks"] = result.attack_summary
+            report["attack_images"] = result.attack_rows
+        text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
         write_output(json_path, lambda: write_text(json_path, text))
         print(f"wrote {json_path}")
     return 0
