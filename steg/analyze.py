@@ -40,10 +40,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torchmetrics.functional import pearson_corrcoef
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_roc
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from steg.leakage import keyless_attacks, train_thief
 from steg.keys import random_key, resolve_key
+from steg.metrics import PSNR_AVERAGE, psnr, ssim_per_image
 from steg.quantize import quantize
 from steg.steganalysis import detection_scores, pov_chi_square, train_steganalyser
 
@@ -83,12 +83,8 @@ def load_pairs(paths: Sequence[Path], size: int, channels: int) -> list[tuple[st
     return [(f"{names[i]}<-{names[(i + 1) % n]}", imgs[i], imgs[(i + 1) % n]) for i in range(n)]
 
 
-def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    return float(peak_signal_noise_ratio(pred, target, data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean"))
-
-
 def _ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
-    return float(structural_similarity_index_measure(pred, target, data_range=1.0))
+    return float(ssim_per_image(pred, target).mean())
 
 
 def _corr(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -180,19 +176,19 @@ def analyze(
         wrong = quantize(model.reveal_tensor(stego, key=random_key())) if keyed_arch else None
         grey = torch.full_like(secret, 0.5)
         row = {
-            "psnr_stego": _psnr(stego, cover), "ssim_stego": _ssim(stego, cover),
-            "psnr_secret": _psnr(revealed, secret), "ssim_secret": _ssim(revealed, secret),
-            "no_key_psnr": _psnr(no_key, secret), "no_key_ssim": _ssim(no_key, secret),
-            "unrelated_psnr": _psnr(cover, secret), "unrelated_ssim": _ssim(cover, secret),
+            "psnr_stego": psnr(stego, cover), "ssim_stego": _ssim(stego, cover),
+            "psnr_secret": psnr(revealed, secret), "ssim_secret": _ssim(revealed, secret),
+            "no_key_psnr": psnr(no_key, secret), "no_key_ssim": _ssim(no_key, secret),
+            "unrelated_psnr": psnr(cover, secret), "unrelated_ssim": _ssim(cover, secret),
             "unrelated_corr": _corr(cover, secret),
-            "grey_psnr": _psnr(grey, secret), "grey_ssim": _ssim(grey, secret),
-            "mean_colour_psnr": _psnr(prior.expand_as(secret), secret),
+            "grey_psnr": psnr(grey, secret), "grey_ssim": _ssim(grey, secret),
+            "mean_colour_psnr": psnr(prior.expand_as(secret), secret),
         }
         if wrong is not None:
-            row.update(wrong_key_psnr=_psnr(wrong, secret), wrong_key_ssim=_ssim(wrong, secret))
+            row.update(wrong_key_psnr=psnr(wrong, secret), wrong_key_ssim=_ssim(wrong, secret))
         attacks = keyless_attacks(stego, cover)
         for attack, image in attacks.items():
-            attack_psnr.setdefault(attack, []).append(_psnr(image, secret))
+            attack_psnr.setdefault(attack, []).append(psnr(image, secret))
             attack_corr.setdefault(attack, []).append(_corr(image, secret))
         rows.append(row)
         stegos.append(stego), covers.append(cover), secrets.append(secret)
@@ -228,7 +224,7 @@ def analyze(
     if attack is not None:
         with torch.inference_mode():
             reads = [quantize(attack(s)) for s in stegos[1:]]
-        key_reuse = _mean([_psnr(r, s) for r, s in zip(reads, secrets[1:])])
+        key_reuse = _mean([psnr(r, s) for r, s in zip(reads, secrets[1:])])
         for i, pics in enumerate(pictures[1:], start=1):
             pics["key reuse (1 known secret)"] = reads[i - 1][0]
 
@@ -238,7 +234,7 @@ def analyze(
     report: dict[str, Any] = {
         "model": model.describe(), "arch_config": net.arch_config, "keyed": key is not None,
         "pairs": [p[0] for p in pairs], "n": len(rows), "size": list(pairs[0][1].shape[-2:]),
-        "quantized": True,
+        "quantized": True, "psnr_average": PSNR_AVERAGE,
         "quality": {k: figures[k] for k in ("psnr_stego", "ssim_stego", "psnr_secret", "ssim_secret")},
         "wrong_key": {k: v for k, v in figures.items() if not k.startswith(("psnr_", "ssim_"))},
         "keyless": keyless, "key_reuse_psnr": key_reuse, "thief": thief, "detect": detect,
@@ -286,7 +282,7 @@ def _run_thief(model, key, covers, stegos, secrets, pictures, steps, batch, crop
     def score(thief, stego_list):
         with torch.no_grad():
             guesses = [quantize(thief(s)) for s in stego_list]
-        return guesses, _mean([_psnr(g, s) for g, s in zip(guesses, secrets)])
+        return guesses, _mean([psnr(g, s) for g, s in zip(guesses, secrets)])
 
     out: dict[str, Any] = {"steps": steps, "batch": batch, "crop": crop}
     guesses, out["psnr"] = score(thief_for(key is not None), stegos)
@@ -387,7 +383,8 @@ def _markdown(report: dict[str, Any]) -> str:
     if report.get("command"):
         lines += [f"Command: `{report['command']}`", ""]
     lines += [f"{report['n']} held-out pairs at {report['size'][0]}x{report['size'][1]}, stego quantized to 8 bits; "
-              f"{'keyed' if report['keyed'] else 'no key'}; PSNR against the secret unless said otherwise.", "",
+              f"{'keyed' if report['keyed'] else 'no key'}; PSNR against the secret unless said otherwise, "
+              f"{report.get('psnr_average', PSNR_AVERAGE)}.", "",
               "| figure | value | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in report_table(report)]
     return "\n".join(lines) + "\n"

@@ -35,10 +35,10 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from steg.distortions import Box, crop as crop_tensor
 from steg.io import to_pil, to_tensor
+from steg.metrics import psnr, ssim_per_image
 from steg.quantize import quantize
 
 __all__ = [
@@ -259,9 +259,9 @@ def attack_pair(
         target, cover_window = attacked.window(secret), attacked.window(cover)
         row: dict[str, Any] = {
             "attack": CLEAN if attack is None else attack.spec,
-            "psnr_secret": float(peak_signal_noise_ratio(revealed, target, data_range=1.0)),
-            "ssim_secret": float(structural_similarity_index_measure(revealed, target, data_range=1.0)),
-            "psnr_stego": float(peak_signal_noise_ratio(seen, cover_window, data_range=1.0)),
+            "psnr_secret": psnr(revealed, target),
+            "ssim_secret": float(ssim_per_image(revealed, target).mean()),
+            "psnr_stego": psnr(seen, cover_window),
         }
         if keep_images:
             row.update(attacked=seen[0], revealed=revealed[0], secret=target[0])

@@ -17,6 +17,10 @@ __all__ = [
     "PAIRS",
     "SUMMARY_METRICS",
     "higher_is_better",
+    "PSNR_AVERAGE",
+    "psnr",
+    "psnr_per_image",
+    "ssim_per_image",
 ]
 
 #: Per-pair image metrics: name -> True where higher is better.
@@ -64,3 +68,37 @@ def pair_metrics(prefix: str, postfix: str) -> MetricCollection:
         prefix=prefix,
         postfix=postfix,
     )
+
+
+#: How every PSNR figure of steg is averaged over images (reports say it beside the figures).
+PSNR_AVERAGE = "mean over images of each image's PSNR (dB, data range 1)"
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB, data range 1) of each image pair: (B, C, H, W) x2 -> (B,) float32.
+
+    torchmetrics' functional PSNR with ``reduction="none"`` over each image's values,
+    computed in fp32; identical images give ``inf``.
+
+    >>> a = torch.zeros(2, 1, 4, 4); b = a.clone(); b[1] += 0.1
+    >>> psnr_per_image(b, a)
+    tensor([inf, 20.])
+    """
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """The PSNR figure of steg: :func:`psnr_per_image` averaged over the images (:data:`PSNR_AVERAGE`).
+
+    Shapes: (B, C, H, W) x2 -> a float. The same definition as :func:`pair_metrics`' PSNR.
+    """
+    return float(psnr_per_image(pred, target).mean())
+
+
+def ssim_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM (data range 1, torchmetrics' defaults) of each image pair: (B, C, H, W) x2 -> (B,) float32."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none")

@@ -125,7 +125,7 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     import lightning as L
     import torch
     from hydra.utils import instantiate
-    from torchmetrics.functional.image import peak_signal_noise_ratio
+    from steg.metrics import psnr
 
     from steg.quantize import quantize
 
@@ -159,9 +159,6 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
         keys = net.validation_keys(len(cover), 0)  # a keyed net is measured with its key, as validation does
         stego = quantize(net.hide_with_key(cover, secret, keys))
         revealed = quantize(net.reveal_with_key(stego, keys))
-
-    def psnr(a, b) -> float:
-        return float(peak_signal_noise_ratio(a, b, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)))
 
     result = {
         "model": model, "mode": mode_text, **mode, "device": device, "batch": batch, "size": size,
