@@ -49,14 +49,25 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(1)
 
 
-#: Groups that `group=null` switches off (Hydra itself only accepts `~group` for a non-null default).
-NULLABLE_GROUPS = ("logger", "scheduler", "callbacks", "debug", "experiment", "hparams_search")
+#: Groups with a ``none`` option (conf/GROUP/none.yaml) that ``GROUP=null`` stands for: Hydra refuses ``null``
+#: for a group whose default is not null, so the config offers ``none`` and the command line may say either.
+NONE_GROUPS = ("logger", "scheduler", "callbacks", "debug", "experiment", "hparams_search")
 
 
 def null_groups(argv: list[str]) -> list[str]:
-    """``logger=null`` -> ``~logger`` (likewise for :data:`NULLABLE_GROUPS`); other arguments unchanged."""
-    return [f"~{a.split('=', 1)[0]}" if a.split("=", 1)[0] in NULLABLE_GROUPS and a.split("=", 1)[1:] == ["null"]
-            else a for a in argv]
+    """``logger=null`` -> ``logger=none`` (likewise for :data:`NONE_GROUPS`), in sweep lists too.
+
+    >>> null_groups(["logger=null,csv", "scheduler=null", "beta=null", "model=unet"])
+    ['logger=none,csv', 'scheduler=none', 'beta=null', 'model=unet']
+    """
+    out = []
+    for arg in argv:
+        group, _, value = arg.partition("=")
+        if group in NONE_GROUPS and value:
+            value = ",".join("none" if v == "null" else v for v in value.split(","))
+            arg = f"{group}={value}"
+        out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

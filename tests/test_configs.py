@@ -117,9 +117,16 @@ def test_null_groups_and_debug_presets(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     argv = script.null_groups(["train.py", "logger=null", "scheduler=null", "model=unet", "beta=null"])
-    assert argv == ["train.py", "~logger", "~scheduler", "model=unet", "beta=null"]
+    assert argv == ["train.py", "logger=none", "scheduler=none", "model=unet", "beta=null"]
     cfg = compose_train(argv[1:])
-    assert cfg.get("logger") is None and cfg.get("scheduler") is None
+    assert not cfg.get("logger") and not cfg.get("scheduler")  # no loggers, constant learning rate
+    # a sweep over the logger keeps `null` inside the config: every value of the list composes
+    sweep = script.null_groups(["logger=null,csv", "debug=null"])
+    assert sweep == ["logger=none,csv", "debug=none"]
+    values = sweep[0].split("=", 1)[1].split(",")
+    loggers = [compose_train([f"logger={v}", sweep[1]]).get("logger") for v in values]
+    assert not loggers[0] and list(loggers[1]) == ["csv"]
+    assert compose_train(["debug=none", "experiment=none", "hparams_search=none", "callbacks=none"]).get("callbacks") == {}
     assert compose_train(["debug=fast"]).trainer.fast_dev_run is True
     overfit = compose_train(["debug=overfit"])
     assert overfit.trainer.overfit_batches == 1 and overfit.logger.get("wandb") is None
