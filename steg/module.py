@@ -19,6 +19,7 @@ and is validated under fixed keys (:meth:`steg.nets.StegNet.forward`,
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -31,10 +32,21 @@ from steg.metrics import pair_metrics
 from steg.quantize import quantize
 from steg.nets import StegNet, build_net
 
-__all__ = ["StegModule"]
+__all__ = ["StegModule", "check_beta"]
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
+
+
+def check_beta(beta: Any) -> float:
+    """``beta`` (the weight of the secret loss) as a float, or one line naming the setting.
+
+    >>> check_beta(0.75), check_beta(0)
+    (0.75, 0.0)
+    """
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
+        raise ValueError(f"beta must be a number >= 0 (the weight of the secret loss), got {beta!r}")
+    return float(beta)
 
 
 class StegModule(L.LightningModule):
@@ -84,8 +96,7 @@ class StegModule(L.LightningModule):
         distortion: nn.Module | None = None,
     ):
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+        beta = check_beta(beta)
         net = build_net(**net) if isinstance(net, Mapping) else net
         loss = ImageLoss(**loss) if isinstance(loss, Mapping) else loss
         self.save_hyperparameters(

@@ -7,7 +7,6 @@ run resumes: :mod:`steg.checkpoints`; what a run reports: :mod:`steg.reporting`.
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from steg.callbacks import ErrorHistograms, MetricHistory
 from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
 from steg.io import one_line, write_text
 from steg.metrics import higher_is_better
+from steg.module import check_beta
 from steg.reporting import build_report, callback, log_to_wandb, print_summary, write_report
 
 __all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
@@ -52,9 +52,7 @@ def _check_config(cfg: DictConfig) -> None:
     """One-line errors naming the setting, before anything is built or written."""
     if cfg.channels not in (1, 3) or isinstance(cfg.channels, bool):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels!r}")
-    beta = cfg.beta
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
-        raise ValueError(f"beta must be a number >= 0 (the weight of the secret loss), got {beta!r}")
+    check_beta(cfg.beta)
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
 
