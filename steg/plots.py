@@ -17,27 +17,18 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from steg.io import save_image, write_atomic
+from steg.io import save_image, to_pil, write_atomic
 
 __all__ = [
     "GRID_COLUMNS",
     "comparison_grid",
     "save_image_atomic",
-    "tensor_to_pil",
     "plot_curves",
     "plot_error_histograms",
     "save_figure",
 ]
 
 GRID_COLUMNS = ("cover", "secret", "stego", "revealed", "residual")
-
-
-def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    """(C, H, W) float in [0, 1], C in {1, 3} -> 8-bit PIL image ('L' or 'RGB')."""
-    arr = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
-    if arr.shape[0] == 1:
-        return Image.fromarray(arr[0].numpy(), mode="L")
-    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
 
 
 def save_image_atomic(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
@@ -74,7 +65,7 @@ def comparison_grid(
     for j, col in enumerate(columns):
         col = F.interpolate(col.detach().float().cpu(), scale_factor=scale, mode="nearest") if scale > 1 else col
         for i in range(n):
-            canvas.paste(tensor_to_pil(col[i]).convert("RGB"), (pad + j * (tw + pad), header + pad + i * (th + pad)))
+            canvas.paste(to_pil(col[i]).convert("RGB"), (pad + j * (tw + pad), header + pad + i * (th + pad)))
     return canvas
 
 
