@@ -23,8 +23,10 @@ __all__ = [
     "ssim_per_image",
 ]
 
-#: Per-pair image metrics: name -> True where higher is better.
-METRIC_NAMES = {"psnr": True, "ssim": True, "apd": False}
+#: The torchmetrics class of each per-pair image metric (its ``higher_is_better`` gives the direction).
+METRIC_CLASSES = {"psnr": PeakSignalNoiseRatio, "ssim": StructuralSimilarityIndexMeasure, "apd": MeanAbsoluteError}
+#: Per-pair image metrics: name -> True where higher is better (torchmetrics' own ``higher_is_better``).
+METRIC_NAMES = {name: bool(cls.higher_is_better) for name, cls in METRIC_CLASSES.items()}
 #: The image pairs every run measures: stego vs cover, revealed vs secret.
 PAIRS = ("stego", "secret")
 #: The figures a run reports, in display order: ``psnr_stego``, ``ssim_stego``, ..., ``apd_secret``.
@@ -34,8 +36,10 @@ SUMMARY_METRICS = tuple(f"{name}_{pair}" for pair in PAIRS for name in METRIC_NA
 def higher_is_better(metric: str) -> bool:
     """Direction of a logged metric, from its name: the one rule for training, sweeps and reports.
 
-    ``[stage/]psnr_*`` and ``[stage/]ssim_*`` are maximised; everything else (losses,
-    loss terms such as ``val/cover_psnr`` = -PSNR, ``apd_*``) is minimised.
+    ``[stage/]NAME_PAIR`` of a per-pair metric takes its torchmetrics class's
+    ``higher_is_better`` (:data:`METRIC_NAMES`: PSNR and SSIM are maximised, the pixel
+    error minimised); everything else (losses, loss terms such as ``val/cover_psnr`` =
+    -PSNR) is minimised.
 
     >>> higher_is_better("val/psnr_secret"), higher_is_better("val/loss"), higher_is_better("val/cover_psnr")
     (True, False, False)
