@@ -33,7 +33,9 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -53,6 +55,8 @@ __all__ = [
     "key_field",
     "keyed_dither",
     "image_key",
+    "Keys",
+    "per_image",
 ]
 
 #: Fixed salt of the passphrase KDF: public, one per purpose (see the module docstring).
@@ -223,3 +227,21 @@ def keyed_dither(
 def image_key(key: bytes, nonce: bytes) -> DerivedKey:
     """The key that hides one image: shake_256 of the user's key and that image's nonce."""
     return DerivedKey(key_stream(key, "image-key/" + nonce.hex(), KEY_BYTES))
+
+
+#: A key (bytes, e.g. a :class:`DerivedKey`) or one key per image of a batch.
+Keys = Union[bytes, Sequence[bytes]]
+
+
+def per_image(keys: Keys, batch: int) -> list[bytes]:
+    """``keys`` (one key for a batch, or one per image) as one key per image of a batch of ``batch``.
+
+    >>> per_image(b"k", 2)
+    [b'k', b'k']
+    """
+    if isinstance(keys, (bytes, bytearray)):
+        return [bytes(keys)] * batch
+    keys = list(keys)
+    if len(keys) != batch:
+        raise ValueError(f"got {len(keys)} keys for a batch of {batch} images (expected one key, or one per image)")
+    return keys

@@ -49,13 +49,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from steg.keys import image_key, key_stream
+from steg.keys import Keys, image_key, key_stream, per_image
 
 __all__ = [
     "Keys",
@@ -72,8 +71,6 @@ __all__ = [
     "unscramble_secret",
 ]
 
-#: A key (bytes, e.g. a :class:`~steg.keys.DerivedKey`) or one key per image of a batch.
-Keys = Union[bytes, Sequence[bytes]]
 #: Side of the scrambled squares unless the model says otherwise (``model.key_block``).
 DEFAULT_BLOCK = 4
 #: Random bytes drawn for every keyed hide (48 bits: no repeat among millions of images of one key, in practice).
@@ -145,19 +142,10 @@ def scrambling(key: bytes, shape: Sequence[int], block: int = DEFAULT_BLOCK) -> 
     return torch.from_numpy(source), torch.from_numpy(negate)
 
 
-def _batch_keys(keys: Keys, batch: int) -> list[bytes]:
-    if isinstance(keys, (bytes, bytearray)):
-        return [bytes(keys)] * batch
-    keys = list(keys)
-    if len(keys) != batch:
-        raise ValueError(f"got {len(keys)} keys for a batch of {batch} images (expected one key, or one per image)")
-    return keys
-
-
 def _tables(keys: Keys, x: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(source index (B, C, H*W), negate (B, 1, H*W)) of the scrambling of each image, on x's device."""
     b, c, h, w = x.shape
-    tables = [scrambling(key, x.shape, block) for key in _batch_keys(keys, b)]
+    tables = [scrambling(key, x.shape, block) for key in per_image(keys, b)]
     index = torch.stack([t[0] for t in tables]).to(x.device)[:, None, :].expand(b, c, h * w)
     return index, torch.stack([t[1] for t in tables])[:, None, :].to(x.device)
 

@@ -14,9 +14,9 @@ from torch import nn
 from steg.data import sample_photo_paths
 from steg.inference import StegModel, load_model
 from steg.io import load_image, square_image, to_tensor
-from steg.keys import key_field
+from steg.keys import key_field, per_image
 from steg.nets import StegNet
-from steg.nets.base import per_image, run_whole
+from steg.nets.base import run_whole
 from steg.quantize import quantize
 from conftest import save_checkpoint
 

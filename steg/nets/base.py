@@ -59,20 +59,19 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from steg.keys import Keys, per_image
 from steg.nets.layers import GaussianNoise
 from steg.quantize import quantize_ste
 
-__all__ = ["StegNet", "PrepHideReveal", "Keys", "Runner", "PerTile", "run_whole", "per_image", "draw_nonce", "plain"]
+__all__ = ["StegNet", "PrepHideReveal", "Runner", "PerTile", "run_whole", "draw_nonce", "plain"]
 
 #: Key stream of the fixed validation keys (not secrets: see :meth:`StegNet.validation_keys`).
 _VALIDATION_KEYS = "steg/validation-keys"
-#: A key (bytes, e.g. a :class:`~steg.keys.DerivedKey`) or one key per image of a batch.
-Keys = Union[bytes, Sequence[bytes]]
 
 
 def plain(value: Any) -> Any:
@@ -99,16 +98,6 @@ def run_whole(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
     """
     h, w = (int(v) for v in inputs[0].shape[-2:])
     return fn(*inputs, **(per_tile((0, h, 0, w), (h, w)) if per_tile is not None else {}))
-
-
-def per_image(key: Keys, batch: int) -> list[bytes]:
-    """``key`` (one key for a batch, or one per image) as one key per image of a batch of ``batch``."""
-    if isinstance(key, (bytes, bytearray)):
-        return [bytes(key)] * batch
-    keys = list(key)
-    if len(keys) != batch:
-        raise ValueError(f"got {len(keys)} keys for a batch of {batch} images (expected one key, or one per image)")
-    return keys
 
 
 def draw_nonce(nonce: bool | bytes, size: int) -> bytes | None:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from steg.keys import image_key, key_field, keyed_dither
-from steg.nets.base import Keys, PerTile, Runner, StegNet, draw_nonce, per_image, run_whole
+from steg.keys import Keys, image_key, key_field, keyed_dither, per_image
+from steg.nets.base import PerTile, Runner, StegNet, draw_nonce, run_whole
 from steg.nets.layers import UnshuffleBody, zero_init
 from steg.nets.registry import register
 
