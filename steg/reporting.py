@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import WandbLogger
 from steg.callbacks import DivergenceGuard, ErrorHistograms, ImageGrids, MetricHistory
 from steg.checkpoints import RunState
 from steg.io import json_safe, write_text
-from steg.metrics import SUMMARY_METRICS, higher_is_better
+from steg.metrics import PSNR_AVERAGE, SUMMARY_METRICS, higher_is_better
 
 __all__ = ["build_report", "write_report", "print_summary", "log_to_wandb", "callback"]
 
@@ -87,6 +87,7 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
         "history": history,
         "paths": paths,
         "note": "validation figures on held-out images; stego and revealed quantized to 8 bits",
+        "psnr_average": PSNR_AVERAGE,
     }
     guard = callback(trainer, DivergenceGuard)
     if guard is not None:
