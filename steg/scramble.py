@@ -1,4 +1,8 @@
-"""Keyed scrambling of the secret image: the keyed mode of every learned architecture.
+"""Keyed scrambling of the secret image: the default keyed mode of every learned architecture.
+
+The transforms of :meth:`steg.nets.StegNet.hide_with_key` / ``reveal_with_key`` (the
+keyed protocol: :mod:`steg.nets.base`); a method with a keyed mode of its own (qim)
+overrides those and does not use this module.
 
 A learned hide/reveal net is public (it ships in the model file), so on its own it
 reveals the secret to whoever has it. Its keyed mode (``model.keyed=true``, any
@@ -29,7 +33,8 @@ squares in an order, orientation and polarity that only the key gives. A wrong k
 unscrambles into other noise: a wrong key gives an image, not an error.
 
 **One key, many images** (:func:`scramble_secret` / :func:`unscramble_secret`,
-what :class:`steg.inference.StegModel` uses): every hide draws a random 48-bit
+what the default keyed mode uses with ``nonce=True``, as :class:`steg.inference.StegModel`
+asks for a user's key): every hide draws a random 48-bit
 nonce and scrambles with the key of (key, nonce) (:func:`steg.keys.image_key`), so
 no two images share a scrambling (with a shared one, a single known secret would
 give the permutation away, and every other image of that size with it). The nonce

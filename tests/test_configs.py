@@ -17,10 +17,10 @@ GROUPS = {
     "optimizer": ["adam"],
     "scheduler": ["step", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
-    "logger": ["wandb", "csv"],
-    "callbacks": ["default", "guarded"],
-    "debug": ["fast", "overfit", "limit", "profiler"],
-    "hparams_search": ["optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
+    "logger": ["wandb", "csv", "none"],
+    "callbacks": ["default", "guarded", "none"],
+    "debug": ["fast", "overfit", "limit", "profiler", "none"],
+    "hparams_search": ["none", "optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
                        "optuna_subpixel_full", "optuna_unet"],
 }
 
