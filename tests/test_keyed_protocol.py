@@ -141,3 +141,43 @@ def test_nothing_outside_the_nets_asks_what_a_method_is():
         text = (root / name).read_text()
         for word in ("scrambles", "native_key", "period", "keyed_dither", "scramble_secret", "embed_nonce"):
             assert word not in text.replace("residue period", ""), f"{name} names {word}"
+
+
+class ToyDigitalMethod(StegNet):
+    """A method with no net and no weights (the digital kind): the secret's top bit, XOR a keyed bit
+    stream, replaces the cover's lowest bit. Its keyed hide and reveal work on whole images and
+    never call ``run``."""
+
+    name = "toydigital"
+    keyed = True
+
+    def _stream(self, key, shape):
+        from steg.keys import key_stream
+
+        n = int(torch.tensor(shape).prod())
+        bits = np.unpackbits(np.frombuffer(key_stream(key, "toy-digital", (n + 7) // 8), dtype=np.uint8))[:n]
+        return torch.from_numpy(bits.astype(np.int64)).view(shape)
+
+    def hide_with_key(self, cover, secret, key=None, *, run=run_whole, nonce=False):
+        levels = torch.round(cover.clamp(0, 1) * 255).long()
+        bits = (secret >= 0.5).long()
+        if key is not None:
+            bits = bits ^ torch.stack([self._stream(k, tuple(cover.shape[1:])) for k in per_image(key, len(cover))])
+        return ((levels & ~1) | bits).float() / 255
+
+    def reveal_with_key(self, stego, key=None, *, run=run_whole, nonce=False):
+        bits = torch.round(stego.clamp(0, 1) * 255).long() & 1
+        if key is not None:
+            bits = bits ^ torch.stack([self._stream(k, tuple(stego.shape[1:])) for k in per_image(key, len(stego))])
+        return bits.float()
+
+
+def test_a_method_without_a_net_plugs_into_stegmodel():
+    """The third kind (a digital method): the same two calls, used by StegModel's user API with a key."""
+    cover, secret = _photos(40)
+    model = StegModel(ToyDigitalMethod())
+    stego = model.hide(cover, secret, key="right")
+    assert float((stego - quantize(cover)).abs().max()) <= 1 / 255 + 1e-6
+    want = (secret >= 0.5).float()
+    assert torch.equal(model.reveal(stego, key="right"), want)
+    assert float((model.reveal(stego, key="wrong") == want).float().mean()) < 0.6  # about half the bits
