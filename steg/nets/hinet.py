@@ -34,9 +34,10 @@ All images are (B, C, H, W) floats in [0, 1]; H and W must be even
 
 Mixed precision (``bf16-mixed``): only the dense blocks' convolutions run in bf16.
 The Haar DWT/IDWT and the couplings' arithmetic run in float32 with autocast off
-(:func:`steg.precision.fp32`): a fresh net stays the identity, and reveal undoes
-hide to float32 rounding (in bf16 the Haar transform alone moved the cover by 1.5
-levels).
+(:func:`steg.precision.fp32`): the wavelet branches that carry the images are never
+rounded to bf16, so a fresh net stays the identity (in bf16 the Haar transform alone
+moved the cover by 1.5 levels); see :class:`InvertibleBlock` for how exact the
+inverse is then.
 """
 
 from __future__ import annotations
@@ -131,7 +132,11 @@ class InvertibleBlock(nn.Module):
     Precision: the sub-nets ``phi``, ``rho``, ``eta`` run in whatever autocast gives
     them (bf16 under ``bf16-mixed``); the coupling itself (the additions, the scale
     and its ``exp``, the subtraction and division of the inverse) runs in float32
-    with autocast off, so that the inverse undoes the forward to float32 rounding.
+    with autocast off. The branches (the image's wavelets) are then never rounded
+    to bf16, the scale branch inverts to float32 rounding, and the other branch to
+    within the rounding of ``phi``'s bf16 output when ``phi`` sees an input a float32
+    ulp away from the forward one (a bf16 ulp of that output). For an inverse exact
+    to float32 throughout, train and run in ``trainer.precision=32``.
     """
 
     def __init__(self, channels: int, growth: int = 32, depth: int = 5, clamp: float = 2.0):
