@@ -202,3 +202,27 @@ def test_training_rollbacks_count_towards_max_rollbacks_and_then_stop_with_good_
     trainer, steps = fit_steps(Regression(), guard, BlowUp(at=6, value=float("nan")), epochs=6)
     assert guard.events == [] and trainer.global_step < 24
     assert all(torch.isfinite(p).all() for p in trainer.lightning_module.parameters())
+
+
+def test_train_with_callbacks_guarded_reports_a_training_rollback(tmp_path, capfd):
+    """`python train.py callbacks=guarded` on the sample photos, its loss made to explode mid-epoch."""
+    import json
+
+    from omegaconf import open_dict
+
+    from conftest import compose_train, tiny
+    from steg.training import train
+
+    cfg = tiny(compose_train(["callbacks=guarded", "logger=csv", "model=unet"]), tmp_path / "run")
+    with open_dict(cfg):
+        cfg.data.train_repeats = 4  # 6 steps an epoch
+        cfg.callbacks.divergence_guard.snapshot_every = 2
+        cfg.callbacks.divergence_guard.train_warmup = 2
+        cfg.callbacks.blow_up = {"_target_": "test_callbacks.BlowUp", "at": 3, "value": float("nan")}
+    train(cfg)
+    err = capfd.readouterr().err
+    assert "divergence guard: training loss nan at step 4" in err and "restored step 2's weights" in err
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [(e["kind"], e["step"], e["restored_step"]) for e in report["rollbacks"]] == [("train", 4, 2)]
+    assert report["status"] == "finished" and report["steps"] == 6
+    assert report["final"]["val/psnr_stego"] > 20  # validated on the restored, finite weights
