@@ -287,7 +287,8 @@ class DivergenceGuard(L.Callback):
         return trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
 
     def _roll_back(self, trainer, pl_module, value: float) -> None:
-        where = f"{self.monitor} {value:.4g} at epoch {trainer.current_epoch} (best {self.best:.4g}, epoch {self.best_epoch})"
+        best = "none yet" if self.best is None else f"{self.best:.4g}, epoch {self.best_epoch}"
+        where = f"{self.monitor} {value:.4g} at epoch {trainer.current_epoch} (best {best})"
         if len(self.events) >= self.max_rollbacks:
             _say(f"divergence guard: {where}, after {len(self.events)} rollbacks: stopping the run")
             trainer.should_stop = True

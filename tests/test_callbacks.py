@@ -226,3 +226,13 @@ def test_train_with_callbacks_guarded_reports_a_training_rollback(tmp_path, capf
     assert [(e["kind"], e["step"], e["restored_step"]) for e in report["rollbacks"]] == [("train", 4, 2)]
     assert report["status"] == "finished" and report["steps"] == 6
     assert report["final"]["val/psnr_stego"] > 20  # validated on the restored, finite weights
+
+
+def test_a_non_finite_first_validation_is_a_rollback_not_a_crash(capsys):
+    """Diverged before any good validation (hinet at the paper's size did): the rate drops, no weights to restore."""
+    torch.manual_seed(0)
+    guard = DivergenceGuard(train_ratio=None)
+    trainer, _ = fit(Regression(wreck_at=0, wreck_value=float("nan")), guard, epochs=1)
+    said = [line for line in capsys.readouterr().err.splitlines() if "divergence guard" in line]
+    assert len(said) == 1 and "(best none yet)" in said[0] and "no weights to restore" in said[0]
+    assert guard.events[0]["kind"] == "val" and guard.events[0]["restored_epoch"] is None
