@@ -30,6 +30,7 @@ def report(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # ~5-15 s each on 2 shared cores
 @pytest.mark.parametrize("experiment,extra", [(e, []) for e in EXPERIMENTS] + [("hinet_div2k", ["scheduler=cosine"])],
                          ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_every_experiment_preset_trains_two_steps(experiment, extra, tmp_path):
@@ -87,6 +88,7 @@ def small(cfg, run_dir: Path):
     return cfg
 
 
+@pytest.mark.slow  # debug=overfit: 30 epochs
 @pytest.mark.parametrize("preset", DEBUG_PRESETS)
 def test_every_debug_preset_runs_end_to_end(preset, tmp_path):
     """`python train.py debug=X` as documented (debug=fast failed: a learning-rate monitor without a logger)."""
