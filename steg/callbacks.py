@@ -74,7 +74,7 @@ class ErrorHistograms(L.Callback):
             return
         pairs = {"stego vs cover": ("stego", "cover"), "revealed vs secret": ("revealed", "secret")}
         for name, (pred, target) in pairs.items():
-            err = ((outputs[pred] - outputs[target]).abs() * 255.0).round().long().clamp(0, 255)
+            err = ((outputs[pred].float() - outputs[target].float()).abs() * 255.0).round().long().clamp(0, 255)
             counts = torch.bincount(err.flatten(), minlength=256)
             self.counts[name] = self.counts.get(name, 0) + counts
 
