@@ -12,6 +12,9 @@ The training objective is ``L(stego, cover) + beta * L(revealed, secret)``; each
   colour histograms, per image and channel. The histograms are kernel-density
   estimates (``kornia.enhance.histogram``), so the term has a gradient. Its unit
   is the pixel-value range: 0.01 means the distributions are 2.55 levels apart.
+
+Every term is computed in float32 with autocast off (:func:`steg.precision.fp32`),
+whatever the training precision and whatever kornia's version does itself.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steg.precision import fp32
+
 __all__ = ["ImageLoss", "histogram_distance", "TERMS"]
 
 TERMS = ("mse", "ssim", "psnr", "hist")
 
 
+@fp32
 def histogram_distance(pred: torch.Tensor, target: torch.Tensor, bins: int = 64) -> torch.Tensor:
     """Differentiable colour-histogram distance between two image batches.
 
@@ -55,6 +61,8 @@ class ImageLoss(nn.Module):
     weight 0 are left out, or with ``all_terms=True`` computed without gradient
     so that they can be logged (validation does this; the KDE histogram costs as
     much as a small net, so training skips it unless it is weighted).
+    Inputs of any floating dtype are compared in float32 with autocast off; the
+    terms come out as float32.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class ImageLoss(nn.Module):
             return kornia.losses.psnr_loss(pred, target, max_val=1.0)
         return histogram_distance(pred, target, self.hist_bins)
 
+    @fp32
     def forward(self, pred: torch.Tensor, target: torch.Tensor, all_terms: bool = False) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())

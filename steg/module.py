@@ -14,6 +14,12 @@ and the revealed image is quantized too before it is measured. A keyed net
 (``model.keyed=true``) trains on secrets scrambled under a fresh key per image
 and is validated under fixed keys (:meth:`steg.nets.StegNet.forward`,
 :meth:`~steg.nets.StegNet.validation_keys`), unscrambled before any loss or metric.
+
+Mixed precision (``trainer.precision=bf16-mixed``): the nets' convolutions run in
+bf16, but every loss term (:class:`~steg.losses.ImageLoss`, the nets'
+``extra_losses``) and every metric (:mod:`steg.metrics`) is computed in float32
+with autocast off (:func:`steg.precision.fp32`), so a bf16 run logs the figures an
+fp32 run would log for the same images.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from steg.losses import ImageLoss
 from steg.metrics import pair_metrics
 from steg.quantize import quantize
 from steg.nets import StegNet, build_net
+from steg.precision import fp32, full
 
 __all__ = ["StegModule", "check_beta"]
 
@@ -140,7 +147,9 @@ class StegModule(L.LightningModule):
         total = cover_terms["loss"] + self.beta * secret_terms["loss"]
         on_step = stage == "train"
         logs = {}
-        for name, value in self.net.extra_losses(cover, secret, stego, revealed).items():  # e.g. hinet's lowfreq
+        with fp32(cover):  # extra terms in float32 like the loss (e.g. hinet's lowfreq)
+            extra = self.net.extra_losses(*(full(x) for x in (cover, secret, stego, revealed)))
+        for name, value in extra.items():
             total = total + self.net.extra_loss_weights[name] * value
             logs[f"{stage}/{name}"] = value
         logs[f"{stage}/loss"] = total

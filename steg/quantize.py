@@ -29,6 +29,8 @@ def quantize_ste(x: torch.Tensor) -> torch.Tensor:
     """:func:`quantize` in the forward pass, the identity in the backward pass.
 
     Lets the training graph see the 8-bit image the user will save while the
-    gradient still reaches the hide net (straight-through estimator).
+    gradient still reaches the hide net (straight-through estimator). Computed in
+    float32 like :func:`quantize` (the gradient flows back to ``x``'s own dtype).
     """
+    x = x.float()
     return x + (quantize(x) - x).detach()

@@ -15,7 +15,7 @@ GROUPS = {
     "loss": ["mse", "compound"],
     "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined"],
     "optimizer": ["adam"],
-    "scheduler": ["step", "cosine", "plateau", "none"],
+    "scheduler": ["step", "halving", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["wandb", "csv", "none"],
     "callbacks": ["default", "guarded", "none"],
@@ -52,7 +52,7 @@ def test_option_composes(group, option, tmp_path):
     elif group == "scheduler" and option != "none":
         opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
         factory = hydra.utils.instantiate(cfg.scheduler)
-        factory(optimizer=opt, total_steps=100) if option in ("step", "cosine") else factory(optimizer=opt)
+        factory(optimizer=opt, total_steps=100) if option in ("step", "halving", "cosine") else factory(optimizer=opt)
     elif group == "callbacks":
         assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
 

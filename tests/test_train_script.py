@@ -62,6 +62,14 @@ def test_train_py_writes_every_artifact_and_resumes(tmp_path):
     assert ckpt["optimizer_states"][0]["state"]  # Adam moments carried over
 
 
+def test_debug_fast_runs_from_the_command_line(tmp_path):
+    """`python train.py debug=fast`: no logger, so no learning-rate monitor (it refused to start)."""
+    proc = run_train(tmp_path / "run", "debug=fast")
+    assert "final validation (8-bit)" in proc.stdout
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["status"] == "finished" and report["steps"] == 1
+
+
 def _fails(tmp_path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
     run_dir = tmp_path / "failed"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", **(env or {})}

@@ -26,6 +26,9 @@ class Baluja(PrepHideReveal):
         noise_std: std of the Gaussian noise added to the stego image before the
             reveal net, in training only.
         residual: if true the hide net predicts stego - cover (not in the paper).
+
+    Under ``bf16-mixed`` autocast the three nets run in bf16 (a residual, if any, is
+    added to the cover in float32: :class:`PrepHideReveal`).
     """
 
     name = "baluja"

@@ -51,6 +51,12 @@ The classic prep + hide + reveal layout of Baluja's lineage is
 :class:`StegNet` directly.
 
 Shapes: images are float tensors in [0, 1], (B, C, H, W), C = ``channels``.
+
+Mixed precision: under ``bf16-mixed`` autocast an architecture's convolutions run
+in bf16; what must stay exact (the residual added to the cover, the rounding to 8
+bits, an invertible net's transforms and couplings, qim's modular arithmetic) runs
+in float32 with autocast off through :func:`steg.precision.fp32`. Each
+architecture's docstring says which parts run in bf16.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from torch import nn
 
 from steg.keys import Keys, per_image
 from steg.nets.layers import GaussianNoise
+from steg.precision import fp32
 from steg.quantize import quantize_ste
 
 __all__ = ["StegNet", "PrepHideReveal", "Runner", "PerTile", "run_whole", "draw_nonce", "plain"]
@@ -379,11 +386,18 @@ class StegNet(nn.Module):
 StegNet.__init__ = _recording(StegNet.__init__)  # a subclass without an __init__ of its own inherits this one
 
 
+@fp32
+def _add_residual(cover: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``cover + residual`` in float32, autocast off (a bf16 sum would round the cover to ~2 levels)."""
+    return cover + residual
+
+
 class PrepHideReveal(StegNet):
     """The classic layout: a prep net on the secret, a hide net on cover + prep features, a reveal net.
 
     ``hide``: ``hide_net(cat(cover, prep_net(secret)))`` (plus the cover if
-    ``residual``); ``reveal``: ``reveal_net(stego)``.
+    ``residual``); ``reveal``: ``reveal_net(stego)``. Under bf16 autocast the three
+    nets run in bf16; the residual is added to the cover in float32.
     """
 
     def __init__(self, prep_net: nn.Module, hide_net: nn.Module, reveal_net: nn.Module,
@@ -397,7 +411,7 @@ class PrepHideReveal(StegNet):
     def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         self._no_key(key)
         out = self.hide_net(torch.cat([cover, self.prep_net(secret)], dim=1))
-        return cover + out if self.residual else out
+        return _add_residual(cover, out) if self.residual else out
 
     def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
         self._no_key(key)

@@ -19,7 +19,8 @@ class CNN(PrepHideReveal):
 
     ``prep_layers`` layers on the secret, ``hide_layers`` on cover plus prep
     features, ``reveal_layers`` on the stego image; hide and reveal end in a
-    linear 1x1 output.
+    linear 1x1 output. Under ``bf16-mixed`` autocast all three nets run in bf16 (the
+    residual, if any, is added to the cover in float32: :class:`PrepHideReveal`).
     """
 
     name = "cnn"

@@ -31,6 +31,13 @@ Pieces:
 
 All images are (B, C, H, W) floats in [0, 1]; H and W must be even
 (``size_multiple = 2``).
+
+Mixed precision (``bf16-mixed``): only the dense blocks' convolutions run in bf16.
+The Haar DWT/IDWT and the couplings' arithmetic run in float32 with autocast off
+(:func:`steg.precision.fp32`): the wavelet branches that carry the images are never
+rounded to bf16, so a fresh net stays the identity (in bf16 the Haar transform alone
+moved the cover by 1.5 levels); see :class:`InvertibleBlock` for how exact the
+inverse is then.
 """
 
 from __future__ import annotations
@@ -40,24 +47,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from steg.nets.base import StegNet
+from steg.precision import fp32
 from steg.nets.registry import register
 
 __all__ = ["DenseBlock", "HiNet", "InvertibleBlock", "haar_dwt", "haar_idwt"]
 
-# Orthonormal 2-D Haar analysis matrix over the 2x2 taps (top-left, top-right,
-# bottom-left, bottom-right). Rows: LL, HL (left - right), LH (top - bottom), HH.
-# It is symmetric and orthogonal, so it is its own inverse.
-_HAAR = 0.5 * torch.tensor(
-    [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]
-)
+def _haar_butterfly(u: torch.Tensor, dim: int) -> torch.Tensor:
+    """The orthonormal 4-point Haar matrix applied along ``dim`` (size 4) by sums and differences.
+
+    Order of the 2x2 taps: top-left, top-right, bottom-left, bottom-right; of the
+    sub-bands: LL, HL (left - right), LH (top - bottom), HH. The matrix is symmetric
+    and orthogonal, so the same butterfly is its own inverse. Built from additions,
+    with no constant tensor (nothing to copy to the device at each call).
+    """
+    a, b, c, d = u.unbind(dim)
+    s1, d1, s2, d2 = a + b, a - b, c + d, c - d
+    return 0.5 * torch.stack([s1 + s2, d1 + d2, s1 - s2, d1 - d2], dim=dim)
 
 
+@fp32
 def haar_dwt(x: torch.Tensor) -> torch.Tensor:
-    """One level of the orthonormal 2-D Haar transform.
+    """One level of the orthonormal 2-D Haar transform, in float32 (autocast off).
 
     Shape: (B, C, H, W) -> (B, 4C, H/2, W/2), H and W even; output channel
     ``k * C + c`` is sub-band ``k`` (0 LL, 1 HL, 2 LH, 3 HH) of input channel ``c``.
     The LL band is twice the 2x2 mean. Energy is preserved: ``||dwt(x)|| == ||x||``.
+    A bf16/fp16 input is transformed as float32 (:func:`steg.precision.fp32`).
 
     >>> x = torch.rand(2, 3, 8, 6)
     >>> torch.allclose(haar_idwt(haar_dwt(x)), x, atol=1e-6)
@@ -67,17 +82,17 @@ def haar_dwt(x: torch.Tensor) -> torch.Tensor:
     if h % 2 or w % 2:
         raise ValueError(f"haar_dwt needs even height and width, got {h}x{w}")
     taps = F.pixel_unshuffle(x, 2).reshape(b, c, 4, h // 2, w // 2)
-    bands = torch.einsum("kt,bcthw->bkchw", _HAAR.to(x.device, x.dtype), taps)
-    return bands.reshape(b, 4 * c, h // 2, w // 2)
+    return _haar_butterfly(taps, 2).transpose(1, 2).reshape(b, 4 * c, h // 2, w // 2)
 
 
+@fp32
 def haar_idwt(y: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`haar_dwt`. Shape: (B, 4C, h, w) -> (B, C, 2h, 2w)."""
+    """Inverse of :func:`haar_dwt`, in float32 (autocast off). Shape: (B, 4C, h, w) -> (B, C, 2h, 2w)."""
     b, c4, h, w = y.shape
     if c4 % 4:
         raise ValueError(f"haar_idwt needs a multiple of 4 channels, got {c4}")
     c = c4 // 4
-    taps = torch.einsum("kt,bkchw->bcthw", _HAAR.to(y.device, y.dtype), y.reshape(b, 4, c, h, w))
+    taps = _haar_butterfly(y.reshape(b, 4, c, h, w), 1).transpose(1, 2)
     return F.pixel_shuffle(taps.reshape(b, 4 * c, h, w), 2)
 
 
@@ -113,6 +128,15 @@ class InvertibleBlock(nn.Module):
     with the clamped log-scale ``s = clamp * (2 * sigmoid(rho(y1)) - 1)`` in
     (-clamp, clamp). ``inverse(y1, y2)`` returns (x1, x2) exactly (up to float
     rounding). Shapes: (B, channels, h, w) each way.
+
+    Precision: the sub-nets ``phi``, ``rho``, ``eta`` run in whatever autocast gives
+    them (bf16 under ``bf16-mixed``); the coupling itself (the additions, the scale
+    and its ``exp``, the subtraction and division of the inverse) runs in float32
+    with autocast off. The branches (the image's wavelets) are then never rounded
+    to bf16, the scale branch inverts to float32 rounding, and the other branch to
+    within the rounding of ``phi``'s bf16 output when ``phi`` sees an input a float32
+    ulp away from the forward one (a bf16 ulp of that output). For an inverse exact
+    to float32 throughout, train and run in ``trainer.precision=32``.
     """
 
     def __init__(self, channels: int, growth: int = 32, depth: int = 5, clamp: float = 2.0):
@@ -125,18 +149,40 @@ class InvertibleBlock(nn.Module):
         self.eta = DenseBlock(channels, channels, growth, depth)
 
     def log_scale(self, y1: torch.Tensor) -> torch.Tensor:
-        return self.clamp * (2.0 * torch.sigmoid(self.rho(y1)) - 1.0)
+        """The clamped log-scale ``s(y1)`` (float32), shape of ``y1``."""
+        return _bounded(self.rho(y1), self.clamp)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y1 = x1 + self.phi(x2)
-        return y1, x2 * torch.exp(self.log_scale(y1)) + self.eta(y1)
+        y1 = _shift(x1, self.phi(x2))
+        return y1, _affine(x2, self.log_scale(y1), self.eta(y1))
 
     def inverse(self, y1: torch.Tensor, y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x2 = (y2 - self.eta(y1)) * torch.exp(-self.log_scale(y1))
-        return y1 - self.phi(x2), x2
+        x2 = _unaffine(y2, self.log_scale(y1), self.eta(y1))
+        return _shift(y1, self.phi(x2), -1.0), x2
 
     def extra_repr(self) -> str:
         return f"clamp={self.clamp}"
+
+
+# The coupling's arithmetic, in float32 with autocast off (the sub-nets' outputs arrive as float32).
+@fp32
+def _shift(x: torch.Tensor, t: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
+    return x + sign * t
+
+
+@fp32
+def _bounded(r: torch.Tensor, clamp: float) -> torch.Tensor:
+    return clamp * (2.0 * torch.sigmoid(r) - 1.0)
+
+
+@fp32
+def _affine(x: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return x * torch.exp(s) + t
+
+
+@fp32
+def _unaffine(y: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return (y - t) * torch.exp(-s)
 
 
 @register
@@ -158,6 +204,7 @@ class HiNet(StegNet):
 
     Shapes: ``hide``: (B, C, H, W) x2 -> (B, C, H, W); ``reveal``: (B, C, H, W) ->
     (B, C, H, W); H, W even. Receptive radius (pixels): :meth:`receptive_radius`.
+    Under bf16 autocast only the dense blocks' convolutions run in bf16 (see the module).
     """
 
     name = "hinet"

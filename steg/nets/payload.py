@@ -32,15 +32,18 @@ import torch.nn.functional as F
 
 from steg.nets.base import StegNet, plain
 from steg.nets.registry import build_net, register
+from steg.precision import fp32
 
 __all__ = ["Payload", "reduce_secret"]
 
 
+@fp32
 def reduce_secret(secret: torch.Tensor, factor: int = 1, grayscale: bool = False) -> torch.Tensor:
     """The reduced payload: ``secret`` (B, C, H, W) at 1/``factor`` resolution and/or in gray, same shape.
 
     Block means over ``factor`` x ``factor`` (H and W must be multiples), enlarged
     back with bilinear interpolation; gray is the luma copied into each of 3 channels.
+    A projection that reveal applies to the inner net's output: float32, autocast off.
     """
     if grayscale and secret.shape[1] == 3:
         secret = kornia.color.rgb_to_grayscale(secret).expand_as(secret)
@@ -56,6 +59,8 @@ class Payload(StegNet):
 
     Shapes: ``hide`` (B, C, H, W) x2 -> (B, C, H, W); ``reveal`` (B, C, H, W) ->
     (B, C, H, W); H, W multiples of :attr:`size_multiple` (the inner net's and ``factor``).
+    Under bf16 autocast the inner net runs as its own docstring says; the reduction
+    of the secret (:func:`reduce_secret`) runs in float32.
     """
 
     name = "payload"

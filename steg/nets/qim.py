@@ -12,6 +12,7 @@ from steg.keys import Keys, image_key, key_field, keyed_dither, per_image
 from steg.nets.base import PerTile, Runner, StegNet, draw_nonce, run_whole
 from steg.nets.layers import UnshuffleBody, zero_init
 from steg.nets.registry import register
+from steg.precision import fp32, full
 
 __all__ = [
     "QIMNet", "wrap_period", "dither_pattern", "DITHER_LABEL",
@@ -78,6 +79,11 @@ class QIMNet(StegNet):
     :meth:`_dither_like`): without the key, the residues are uniformly
     distributed whatever the secret, and a wrong key reveals noise. Without a
     key, anyone with the model (or ``stego mod P``) reads the secret.
+
+    Mixed precision: the encoder and decoder U-Nets run in bf16 under ``bf16-mixed``
+    autocast; the code, its rounding, the residues, the dither and its subtraction
+    run in float32 with autocast off (:func:`steg.precision.fp32`): bf16 cannot hold
+    the 256 levels the code lives in.
     """
 
     name = "qim"
@@ -218,29 +224,35 @@ class QIMNet(StegNet):
 
     def code(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
         """The secret as target residues in levels (only the value mod P counts). Shape: (B, C, H, W)."""
-        value = secret
-        if self.encoder:
-            value = value + self.hide_net(torch.cat([cover, secret], dim=1))
-        return (self.period - 1) * value + self._dither_like(secret, key)
+        correction = self.hide_net(torch.cat([cover, secret], dim=1)) if self.encoder else None
+        with fp32(secret):
+            value = full(secret) if correction is None else full(secret) + full(correction)
+            return (self.period - 1) * value + self._dither_like(value, key)
 
     def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
-        levels = torch.round(cover.clamp(0, 1) * 255.0)
         code = self.code(cover, secret, key)
-        code = code + (torch.round(code) - code).detach()  # whole levels, straight-through gradient
-        stego = levels + wrap_period(code - levels, self.period)
-        # Stay inside 0..255 by moving to the neighbouring value of the same residue.
-        stego = torch.where(stego < -0.5, stego + self.period, stego)
-        stego = torch.where(stego > 255.5, stego - self.period, stego)
-        return stego / 255.0
+        with fp32(cover):
+            levels = torch.round(full(cover).clamp(0, 1) * 255.0)
+            code = code + (torch.round(code) - code).detach()  # whole levels, straight-through gradient
+            stego = levels + wrap_period(code - levels, self.period)
+            # Stay inside 0..255 by moving to the neighbouring value of the same residue.
+            stego = torch.where(stego < -0.5, stego + self.period, stego)
+            stego = torch.where(stego > 255.5, stego - self.period, stego)
+            return stego / 255.0
 
     def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
-        residue = torch.remainder(stego * 255.0, self.period)
-        # Undo the dither; fold into [-1/2, P - 1/2) so that residue 0 with a
-        # positive dither reads as a little below 0, not a little below P.
-        code = torch.remainder(residue - self._dither_like(stego, key) + 0.5, self.period) - 0.5
-        phase = code * (2 * torch.pi / self.period)
-        coarse = code / (self.period - 1)
-        return coarse + self.reveal_net(torch.cat([coarse, torch.cos(phase), torch.sin(phase)], dim=1))
+        with fp32(stego):
+            stego = full(stego)
+            residue = torch.remainder(stego * 255.0, self.period)
+            # Undo the dither; fold into [-1/2, P - 1/2) so that residue 0 with a
+            # positive dither reads as a little below 0, not a little below P.
+            code = torch.remainder(residue - self._dither_like(stego, key) + 0.5, self.period) - 0.5
+            phase = code * (2 * torch.pi / self.period)
+            coarse = code / (self.period - 1)
+            features = torch.cat([coarse, torch.cos(phase), torch.sin(phase)], dim=1)
+        correction = self.reveal_net(features)  # bf16 under autocast
+        with fp32(stego):
+            return coarse + full(correction)
 
 
 # --------------------------------------------------------------------------- #

@@ -67,6 +67,8 @@ class Subpixel(PrepHideReveal):
     ``widths`` gives the filters per branch at each level: the default is the
     small CPU preset (``conf/model/subpixel.yaml``); ``subpixel_full.yaml`` has
     the seed's full widths for GPUs. Image sides: multiples of 2**(levels-1).
+    Under ``bf16-mixed`` autocast the prep, hide and reveal nets run in bf16 (a
+    residual, if any, is added to the cover in float32: :class:`PrepHideReveal`).
     """
 
     name = "subpixel"

@@ -18,7 +18,9 @@ class UnshuffleUNet(PrepHideReveal):
     The hide net sees cover and secret (no separate prep stage: the secret's
     pixels are rearranged into channels by the body's first PixelUnshuffle) and
     adds a residual to the cover. The residual's last layer starts at zero, so
-    training starts from stego = cover and learns how much to change it.
+    training starts from stego = cover and learns how much to change it. Under
+    ``bf16-mixed`` autocast both U-Nets run in bf16; the residual is added to the
+    cover in float32 (:class:`PrepHideReveal`).
     """
 
     name = "unet"
