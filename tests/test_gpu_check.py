@@ -137,6 +137,6 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     rows = result["stages"]["smoke"]["rows"]
     assert [r["model"] for r in rows] == list(ARCHITECTURES)
     assert all(r["bf16-mixed"]["status"] == r["32"]["status"] == "finished" and "delta" in r for r in rows)
-    assert {r["model"] for r in result["stages"]["bench"]["rows"]} == set(ARCHITECTURES)
+    assert [r["model"] for r in result["stages"]["bench"]["rows"]] == ["unet"]  # --tiny: one net
     assert result["stages"]["cli"]["analyze"]["steganalyser"] is not None
     assert (tmp_path / "check.md").read_text().startswith("# steg GPU check")

@@ -141,18 +141,32 @@ def _seconds_text(seconds: float) -> str:
 
 def smoke_overrides(arch: str, device: str, precision: str, steps: int, seconds: float, tiny: bool,
                     run_dir: Path) -> list[str]:
-    """The train.py overrides of one smoke run (``steg.bench.common.model_overrides``: the arch's preset, tiny args)."""
+    """The train.py overrides of one smoke run (``steg.bench.common.model_overrides``: the arch's preset)."""
     from steg.bench.common import model_overrides
 
     size, batch, tiles = (32, 4, 8) if tiny else (64, 16, 64)
     return [
-        f"model={arch}", *model_overrides(arch, tiny), f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
+        f"model={arch}", *model_overrides(arch), f"trainer={'gpu' if device == 'cuda' else 'cpu'}",
         f"trainer.precision={precision}", f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
         f"trainer.max_time={_seconds_text(seconds)}", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "trainer.num_sanity_val_steps=0",
         f"data.image_size={size}", f"data.batch_size={batch}", f"data.val_tiles={tiles}", "data.num_workers=0",
-        "~logger", f"paths.run_dir={run_dir}", "seed=0",
+        "logger=csv", f"paths.run_dir={run_dir}", f"run_name=smoke_{arch}_{precision}", "seed=0",
     ]
+
+
+def smoke_config(arch: str, device: str, precision: str, steps: int, seconds: float, tiny: bool, run_dir: Path):
+    """The composed config of one smoke run; with ``tiny`` the net's ``tiny()`` arguments set in it."""
+    from omegaconf import open_dict
+
+    from steg.nets import net_class
+
+    cfg = _compose(smoke_overrides(arch, device, precision, steps, seconds, tiny, run_dir))
+    if tiny:
+        with open_dict(cfg):
+            for key, value in net_class(arch).tiny().items():
+                cfg.model[key] = value
+    return cfg
 
 
 def host_syncs(arch: str, tiny: bool) -> int | None:
@@ -162,11 +176,9 @@ def host_syncs(arch: str, tiny: bool) -> int | None:
     import torch
     from hydra.utils import instantiate
 
-    from steg.bench.common import model_overrides
-
     if not torch.cuda.is_available():
         return None
-    cfg = _compose([f"model={arch}", *model_overrides(arch, tiny)])
+    cfg = smoke_config(arch, "cuda", "32", 1, 1, tiny, Path("unused"))
     net = instantiate(cfg.model).cuda().train()
     cover, secret = torch.rand(2, 4, 3, 64, 64, device="cuda").unbind(0)
     for _ in range(2):
@@ -198,10 +210,10 @@ def smoke(device: str, steps: int, seconds: float, tiny: bool, work: Path, archs
             run_dir = work / f"smoke-{arch}-{precision}"
             t0 = time.monotonic()
             try:
-                train(_compose(smoke_overrides(arch, device, precision, steps, seconds, tiny, run_dir)))
+                train(smoke_config(arch, device, precision, steps, seconds, tiny, run_dir))
                 report = json.loads((run_dir / "metrics.json").read_text())
                 final = report.get("final", {})
-                row[precision] = {"status": report.get("status"), "steps": report.get("global_step"),
+                row[precision] = {"status": report.get("status"), "steps": report.get("steps"),
                                   "seconds": round(time.monotonic() - t0, 1), **{k: final.get(k) for k in keys}}
             except Exception as exc:
                 row[precision] = {"status": "error", "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
@@ -255,7 +267,8 @@ def cli(device: str, tiny: bool, work: Path, timeout: float) -> dict[str, Any]:
                "--size", size, "--limit", "3", "--thief-steps", steps, "--detector-steps", steps, "--force"], timeout)
     evaluation = json.loads((work / "eval.json").read_text())
     analysis = json.loads((work / "analyze" / "analyze.json").read_text())
-    return {"eval": {**ev, "means": evaluation.get("means", evaluation.get("mean"))},
+    summary = {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"eval": {**ev, "summary": summary},
             "analyze": {**an, "quality": analysis["quality"], "thief_psnr": analysis["thief"].get("psnr"),
                         "steganalyser": analysis["detect"].get("steganalyser"), "seconds": analysis["seconds"]}}
 
@@ -297,10 +310,11 @@ def hinet_div2k(device: str, tiny: bool, work: Path, seconds: float) -> dict[str
         # The preset's step milestones (epochs) predate the fraction-of-run schedules: run with fractions, say so.
         shutil.rmtree(run_dir, ignore_errors=True)
         ran = _run([*base, "scheduler.milestones=[0.25,0.5,0.75]"], seconds + 120)
-        ran.update(preset_as_is=False, preset_error=str(exc)[-400:])
+        ran.update(preset_as_is=False, preset_error=next(
+            (part.strip() for part in str(exc).split("|") if "error" in part.lower()), str(exc)[-300:]))
     report = json.loads((run_dir / "metrics.json").read_text())
     final = report.get("final", {})
-    return {**ran, "status_of_run": report.get("status"), "steps": report.get("global_step"),
+    return {**ran, "status_of_run": report.get("status"), "steps": report.get("steps"),
             **{k: final.get(k) for k in ("val/psnr_stego", "val/psnr_secret", "val/ssim_stego", "val/ssim_secret")}}
 
 
@@ -351,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--tiny", action="store_true", help="tiny nets, images and budgets (the CPU test of this script)")
     p.add_argument("--out", default=str(ROOT / "experiments" / "gpu"), help="folder for check.json and check.md")
-    p.add_argument("--budget-s", type=float, default=None, help="wall-clock budget (default: 470 s; 110 s with --tiny)")
+    p.add_argument("--budget-s", type=float, default=None, help="wall-clock budget (default: 470 s; 300 s with --tiny)")
     p.add_argument("--steps", type=int, default=None, help="smoke training steps per run (default: 200; 4 with --tiny)")
     p.add_argument("--hinet-s", type=float, default=None, help="seconds of hinet_div2k (default: 120; 10 with --tiny)")
     p.add_argument("--models", default=None, help="comma list of architectures (default: every registered one)")
@@ -373,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = args.models.split(",") if args.models else list(ARCHITECTURES)
     steps = args.steps or (4 if args.tiny else 200)
     hinet_s = args.hinet_s or (10.0 if args.tiny else 120.0)
-    budget = Budget(args.budget_s or (110.0 if args.tiny else 470.0))
+    budget = Budget(args.budget_s or (300.0 if args.tiny else 470.0))
     run_seconds = 8.0 if args.tiny else 12.0  # per smoke run: a guard on slow architectures
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -385,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         stage(stages, "smoke", budget, 30, lambda: smoke(args.device, steps, run_seconds, args.tiny, work, archs))
         stage(stages, "cli", budget, 20, lambda: cli(args.device, args.tiny, work, max(30.0, budget.left())))
+        # --tiny benches one net (unet, named by the speed aims): two worker processes prove the stage
+        bench_archs = [a for a in archs if a == "unet"] or archs[:1] if args.tiny else archs
         stage(stages, "bench", budget, 30 + hinet_s,
-              lambda: bench(args.device, args.tiny, work, max(30.0, budget.left() - hinet_s - 20), archs))
+              lambda: bench(args.device, args.tiny, work, max(30.0, budget.left() - hinet_s - 20), bench_archs))
         stage(stages, "hinet_div2k", budget, min(hinet_s, 10) + 10,
               lambda: hinet_div2k(args.device, args.tiny, work, max(5.0, min(hinet_s, budget.left() - 25))))
     result["seconds"] = round(time.monotonic() - t0, 1)
