@@ -140,3 +140,35 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path):
     assert [r["model"] for r in result["stages"]["bench"]["rows"]] == ["unet"]  # --tiny: one net
     assert result["stages"]["cli"]["analyze"]["steganalyser"] is not None
     assert (tmp_path / "check.md").read_text().startswith("# steg GPU check")
+
+
+def test_device_crops_give_the_host_crops_seed_for_seed():
+    """``data.device_crops=true``: the loader yields crop parameters, cut where the batch goes; same images."""
+    from steg.data.sample import CropParams, SampleDataModule
+
+    kwargs = dict(image_size=48, batch_size=4, train_repeats=2, val_tiles=4, seed=3, pairing="random")
+    host, device = SampleDataModule(**kwargs), SampleDataModule(device_crops=True, **kwargs)
+    for dm in (host, device):
+        dm.setup("fit")
+    assert isinstance(device.train_dataset, CropParams)
+    for epoch in (0, 1):
+        host.train_dataloader().sampler.set_epoch(epoch)
+        loader = device.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        host_loader = host.train_dataloader()
+        host_loader.sampler.set_epoch(epoch)
+        for (hc, hs), params in zip(host_loader, loader):
+            assert params[0].dtype == torch.int64 and params[0].shape == (4, 5)
+            cover, secret = device.transfer_batch_to_device(params, torch.device("cpu"), 0)
+            assert cover.shape == hc.shape == (4, 3, 48, 48) and cover.dtype == torch.float32
+            assert torch.equal(cover, hc) and torch.equal(secret, hs)
+    val = next(iter(device.val_dataloader()))  # validation: images, passed through unchanged
+    assert torch.equal(device.transfer_batch_to_device(val, torch.device("cpu"), 0)[0], val[0])
+
+
+def test_device_crops_train(tiny_cfg):
+    from steg.training import train
+
+    cfg = tiny_cfg(["data.device_crops=true", "model=unet"])
+    train(cfg)
+    assert json.loads((Path(cfg.paths.run_dir) / "metrics.json").read_text())["status"] == "finished"

@@ -120,8 +120,18 @@ def stage(results: dict[str, Any], name: str, budget: Budget, need_s: float, fn:
         results[name] = {"status": "error", "seconds": round(time.monotonic() - t0, 1),
                          "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
                          "traceback": traceback.format_exc(limit=-6)}
+        if getattr(exc, "rows", None) is not None:  # the figures of the runs that did finish
+            results[name]["rows"] = exc.rows
     print(f"[{name}] {results[name]['status']} ({results[name].get('seconds', 0)} s)"
           + (f": {results[name]['error']}" if results[name]["status"] == "error" else ""), flush=True)
+
+
+class SmokeFailed(RuntimeError):
+    """Some smoke runs did not finish; ``rows`` keeps every run's figures for the report."""
+
+    def __init__(self, message: str, rows: list[dict[str, Any]]):
+        super().__init__(message)
+        self.rows = rows
 
 
 # -- smoke training -----------------------------------------------------------------------------
@@ -216,7 +226,8 @@ def smoke(device: str, steps: int, seconds: float, tiny: bool, work: Path, archs
                 row[precision] = {"status": report.get("status"), "steps": report.get("steps"),
                                   "seconds": round(time.monotonic() - t0, 1), **{k: final.get(k) for k in keys}}
             except Exception as exc:
-                row[precision] = {"status": "error", "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+                row[precision] = {"status": "error", "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                                  "traceback": traceback.format_exc(limit=-4)}
             if device == "cuda":
                 torch.cuda.empty_cache()
         bf, fp = row["bf16-mixed"], row["32"]
@@ -229,9 +240,10 @@ def smoke(device: str, steps: int, seconds: float, tiny: bool, work: Path, archs
         rows.append(row)
         print(f"  {arch}: bf16 {bf.get('val/psnr_stego')} / {bf.get('val/psnr_secret')} dB, "
               f"fp32 {fp.get('val/psnr_stego')} / {fp.get('val/psnr_secret')} dB", flush=True)
-    failed = [r["model"] for r in rows if any(r[p].get("status") != "finished" for p in ("bf16-mixed", "32"))]
+    failed = [f"{r['model']} {p}: {r[p].get('error') or r[p].get('status')}" for r in rows
+              for p in ("bf16-mixed", "32") if r[p].get("status") != "finished"]
     if failed:
-        raise RuntimeError(f"smoke training did not finish for {', '.join(failed)}; rows: {json.dumps(rows)[:2000]}")
+        raise SmokeFailed("; ".join(failed), rows)
     return {"steps": steps, "rows": rows}
 
 
@@ -388,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (4 if args.tiny else 200)
     hinet_s = args.hinet_s or (10.0 if args.tiny else 120.0)
     budget = Budget(args.budget_s or (300.0 if args.tiny else 470.0))
-    run_seconds = 8.0 if args.tiny else 12.0  # per smoke run: a guard on slow architectures
+    run_seconds = 60.0 if args.tiny else 12.0  # per smoke run: a guard on slow architectures (steps are reported)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
