@@ -22,23 +22,23 @@ __all__ = ["fast_path", "parse_mode", "held_out_psnr", "worker_speed", "part_spe
 def fast_path(device: str) -> dict[str, Any]:
     """The project's fast training path for a device type, as measured in ``experiments/bench``.
 
-    GPU: bf16 autocast, channels_last and ``torch.compile``. CPU: channels_last
+    GPU: bf16 autocast, channels_last, ``torch.compile`` and fused Adam. CPU: channels_last
     only -- on CPUs without bf16 instructions (AVX2 only, as on the development
     machine) bf16 autocast ran 10-20x slower than fp32, and ``torch.compile``
     made the training step slower after a 2-minute warm-up.
     """
     if device == "cuda":
-        return {"channels_last": True, "bf16": True, "compile": True}
-    return {"channels_last": True, "bf16": False, "compile": False}
+        return {"channels_last": True, "bf16": True, "compile": True, "fused": True}
+    return {"channels_last": True, "bf16": False, "compile": False, "fused": False}
 
 
 def parse_mode(text: str, device: str) -> dict[str, Any]:
-    """``eager``, ``fast`` or a ``+`` list of channels_last, bf16, compile -> the mode's switches."""
+    """``eager``, ``fast`` or a ``+`` list of channels_last, bf16, compile, fused -> the mode's switches."""
     if text == "eager":
-        return {"channels_last": False, "bf16": False, "compile": False}
+        return {"channels_last": False, "bf16": False, "compile": False, "fused": False}
     if text == "fast":
         return fast_path(device)
-    mode = {"channels_last": False, "bf16": False, "compile": False}
+    mode = {"channels_last": False, "bf16": False, "compile": False, "fused": False}
     for part in text.split("+"):
         if part not in mode:
             raise fail(f"mode {text!r}: expected eager, fast or a '+' list of {sorted(mode)}")
@@ -177,7 +177,9 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     torch.manual_seed(seed)
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
-                         scheduler=None, channels_last=mode["channels_last"], compile=mode["compile"])
+                         scheduler=None, channels_last=mode["channels_last"], compile=mode["compile"],
+                         # fused Adam where the mode asks and gradients are not clipped (Lightning refuses both)
+                         fused_optimizer=mode["fused"] and not cfg.trainer.get("gradient_clip_val"))
     warmup = 2 if mode["compile"] else 1
     timer = _StepTimer(device, warmup, None if steps is not None else seconds)
     trainer = L.Trainer(accelerator=device, devices=1, max_steps=steps if steps is not None else -1, max_epochs=-1,
