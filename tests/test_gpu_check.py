@@ -51,13 +51,13 @@ def test_markdown_summary_has_date_card_and_versions():
               "env": {"date": "2026-12-04 17:00:00 UTC", "card": "NVIDIA H200", "device": "cuda", "torch": "2.11.0",
                       "cuda": "13.0", "lightning": "2.6.6", "torchmetrics": "1.9.0"},
               "stages": {"smoke": {"status": "ok", "seconds": 3.0, "steps": 200, "rows": [
-                  {"model": "qim", "bf16-mixed": {"val/psnr_stego": 36.7, "val/psnr_secret": 32.4},
-                   "32": {"val/psnr_stego": 36.8, "val/psnr_secret": 32.4},
+                  {"model": "qim", "bf16-mixed": {"steps": 200, "val/psnr_stego": 36.7, "val/psnr_secret": 32.4},
+                   "32": {"steps": 200, "val/psnr_stego": 36.8, "val/psnr_secret": 32.4},
                    "delta": {"val/psnr_stego": -0.1, "val/psnr_secret": 0.0}, "host_syncs_per_step": 0}]},
                          "bench": {"status": "error", "seconds": 1.0, "error": "RuntimeError: boom"}}}
     text = check.markdown(result)
     assert "NVIDIA H200" in text and "2026-12-04" in text and "torch 2.11.0" in text
-    assert "| qim | 36.70 / 32.40 dB" in text and "RuntimeError: boom" in text
+    assert "| qim | 200 / 200 | 36.70 / 32.40 dB" in text and "RuntimeError: boom" in text
 
 
 def test_gpu_utilisation_is_a_number_or_none():
