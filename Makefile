@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+PYTHON_GPU ?= python
 
-.PHONY: help install demo train test test-full bench clean
+.PHONY: help install demo train test test-full bench gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +34,9 @@ test-full: install browser  ## every test, slow and browser ones included (what 
 bench: install  ## speed, inference, quality at a budget, security, robustness -> experiments/bench (~4 h; ARGS="--parts security,robustness")
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m steg.bench $(ARGS)
 	$(MAKE) bench-web
+
+gpu-check:  ## on a GPU machine (no install: its CUDA torch is kept): smoke-train, eval, analyze, bench -> experiments/gpu (<= 8 min)
+	PYTHONPATH=. WANDB_MODE=offline WANDB_SILENT=true $(PYTHON_GPU) experiments/gpu/check.py $(ARGS)
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs outputs multirun .pytest_cache

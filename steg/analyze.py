@@ -41,6 +41,7 @@ import torch
 from torchmetrics.functional import pearson_corrcoef
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_roc
 
+from steg.device import placement
 from steg.leakage import keyless_attacks, train_thief
 from steg.keys import random_key, resolve_key
 from steg.metrics import PSNR_AVERAGE, psnr, ssim_per_image
@@ -109,14 +110,18 @@ def _mean_colour(channels: int) -> torch.Tensor:
 
 
 class _Crops:
-    """Random (B, C, crop, crop) crops of training photos (torch RNG seeded: not key material)."""
+    """Random (B, C, crop, crop) crops of training photos (torch RNG seeded: not key material).
 
-    def __init__(self, channels: int, crop: int, seed: int):
+    The photos are decoded once and kept (float32) on ``device``, the attacked
+    net's, so a batch is cut there without a host-to-device copy per step.
+    """
+
+    def __init__(self, channels: int, crop: int, seed: int, device: torch.device | str = "cpu"):
         from steg.data import sample_photo_paths
         from steg.io import load_image, to_tensor
 
         self.photos = [to_tensor(load_image(p, channels)) for p in sample_photo_paths("train")]
-        self.photos = [p for p in self.photos if min(p.shape[-2:]) >= crop]
+        self.photos = [p.to(device) for p in self.photos if min(p.shape[-2:]) >= crop]
         self.crop = crop
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -222,8 +227,9 @@ def analyze(
     key_reuse = None
     attack = net.known_secret_attack(stegos[0], secrets[0]) if key is not None and len(pairs) > 1 else None
     if attack is not None:
+        device, dtype = placement(net)
         with torch.inference_mode():
-            reads = [quantize(attack(s)) for s in stegos[1:]]
+            reads = [quantize(attack(s.to(device, dtype))).cpu() for s in stegos[1:]]
         key_reuse = _mean([psnr(r, s) for r, s in zip(reads, secrets[1:])])
         for i, pics in enumerate(pictures[1:], start=1):
             pics["key reuse (1 known secret)"] = reads[i - 1][0]
@@ -259,17 +265,21 @@ def analyze(
 
 
 def _make_stego(net, cover: torch.Tensor, secret: torch.Tensor, keyed: bool) -> torch.Tensor:
-    """Stego images the attacker makes with the public net and a random key of their own per image (or none)."""
+    """Stego images the attacker makes with the public net and a random key of their own per image (or none).
+
+    (B, C, h, w) x2 (any device) -> (B, C, h, w) float32, 8-bit, on the net's device.
+    """
+    device, dtype = placement(net)
     keys = [random_key() for _ in range(len(cover))] if keyed else None
     with torch.no_grad():
-        return quantize(net.hide_with_key(cover, secret, keys))  # keys fresh per image: no nonce
+        return quantize(net.hide_with_key(cover.to(device, dtype), secret.to(device, dtype), keys))  # keys fresh per image: no nonce
 
 
 def _run_thief(model, key, covers, stegos, secrets, pictures, steps, batch, crop, seed, log) -> dict:
     if steps <= 0:
         return {"steps": 0}
-    crops = _Crops(model.channels, crop, seed)
     net = model.net
+    crops = _Crops(model.channels, crop, seed, placement(net)[0])
 
     def thief_for(keyed: bool):
         def make_batch():
@@ -280,8 +290,9 @@ def _run_thief(model, key, covers, stegos, secrets, pictures, steps, batch, crop
         return train_thief(make_batch, model.channels, net.attacker_view, steps)
 
     def score(thief, stego_list):
-        with torch.no_grad():
-            guesses = [quantize(thief(s)) for s in stego_list]
+        device, dtype = placement(thief)
+        with torch.no_grad():  # the held-out images are on the CPU; the thief may not be
+            guesses = [quantize(thief(s.to(device, dtype))).cpu() for s in stego_list]
         return guesses, _mean([psnr(g, s) for g, s in zip(guesses, secrets)])
 
     out: dict[str, Any] = {"steps": steps, "batch": batch, "crop": crop}
@@ -316,7 +327,7 @@ def _run_detect(model, key, stegos, covers, steps, batch, crop, seed, log) -> di
 
     out["pov_chi_square"] = scores(pov_chi_square(test), 0.5)
     if steps > 0:
-        crops = _Crops(model.channels, crop, seed + 1)
+        crops = _Crops(model.channels, crop, seed + 1, placement(model.net)[0])
 
         def make_batch():
             cover = quantize(crops(batch))

@@ -53,6 +53,7 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import resize as kornia_resize
 from torch import nn
 
+from steg.device import to_device
 from steg.quantize import quantize_ste
 
 __all__ = [
@@ -96,14 +97,23 @@ class Distorted(NamedTuple):
 # --------------------------------------------------------------------------- #
 
 
-def _per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A scalar or (B,) parameter as a (B,) tensor on ``x``'s device and dtype."""
-    v = torch.as_tensor(value, dtype=x.dtype, device=x.device).flatten()
+def _host_per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or (B,) parameter as a (B,) tensor in ``x``'s dtype, where it already is (numbers: the host).
+
+    kornia takes such parameters on the host, checks them there and copies them
+    to the image's device without a sync; a device tensor stays on the device.
+    """
+    v = torch.as_tensor(value).to(dtype=x.dtype).flatten()
     if v.numel() == 1:
         v = v.expand(x.shape[0])
     if v.numel() != x.shape[0]:
         raise ValueError(f"expected one value or one per image ({x.shape[0]}), got {v.numel()}")
     return v
+
+
+def _per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or (B,) parameter as a (B,) tensor on ``x``'s device and dtype (copied without a host sync)."""
+    return to_device(_host_per_image(value, x), x.device)
 
 
 def jpeg(x: torch.Tensor, quality: float | torch.Tensor) -> torch.Tensor:
@@ -117,7 +127,7 @@ def jpeg(x: torch.Tensor, quality: float | torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, H, W), the decoded image (not rounded to 8 bits).
     """
-    q = _per_image(quality, x)
+    q = _host_per_image(quality, x)  # kornia checks it on the host and copies it to x's device
     if x.shape[1] == 1:
         return jpeg_codec_differentiable(x.expand(-1, 3, -1, -1), q).mean(dim=1, keepdim=True)
     return jpeg_codec_differentiable(x, q)
@@ -161,8 +171,10 @@ def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
     """Gaussian blur (kornia's ``gaussian_blur2d``, reflect border), ``sigma`` in pixels, scalar or (B,).
 
     The kernel spans +-3 sigma of the largest sigma. Shape: (B, C, H, W) -> (B, C, H, W).
+    A ``sigma`` given on the host (numbers, a CPU tensor: what the training
+    distortion draws) is checked there, without waiting for the device.
     """
-    s = _per_image(sigma, x)
+    s = _host_per_image(sigma, x)
     if bool((s <= 0).any()):
         raise ValueError(f"blur sigma must be > 0, got {s.tolist()}")
     k = _kernel_size(float(s.max()))
@@ -235,9 +247,13 @@ class Distortion(nn.Module):
         return out._replace(image=quantize_ste(out.image)) if self.quantize else out
 
     def _uniform(self, rng: Range, x: torch.Tensor) -> torch.Tensor:
-        """(B,) values drawn uniformly from ``rng``."""
+        """(B,) values drawn uniformly from ``rng``, in ``x``'s dtype, on the host (torch's CPU generator).
+
+        Drawn on the host so that the functions can check them and size kernels
+        without reading the device back; they travel to the device without a sync.
+        """
         lo, hi = rng
-        return lo + (hi - lo) * torch.rand(x.shape[0], dtype=x.dtype, device=x.device)
+        return lo + (hi - lo) * torch.rand(x.shape[0], dtype=x.dtype)
 
 
 class Identity(Distortion):
@@ -382,9 +398,11 @@ class Combined(Distortion):
         w = [1.0] * len(self.distortions) if weights is None else [float(v) for v in weights]
         if len(w) != len(self.distortions) or any(v < 0 for v in w) or sum(w) <= 0:
             raise ValueError(f"combined weights must be {len(self.distortions)} numbers >= 0, not all 0; got {weights!r}")
-        self.register_buffer("weights", torch.tensor(w), persistent=False)
+        # on the host on purpose (not a buffer, which would follow the module to the GPU): the pick is a
+        # host decision, drawn without reading the device back
+        self.weights = torch.tensor(w)
         self.last: int | None = None
 
     def distort(self, stego, cover):
-        self.last = int(torch.multinomial(self.weights.float().cpu(), 1))
+        self.last = int(torch.multinomial(self.weights, 1))
         return self.distortions[self.last](stego, cover)

@@ -104,13 +104,16 @@ def train_thief(
 
     ``make_batch()`` returns (stegos, secrets), (B, C, h, w) each, the stego
     images quantized to 8 bits and made with keys the attacker chose; ``view``:
-    see :class:`Thief`.
+    see :class:`Thief`. The thief is trained (and returned) on the device and in
+    the dtype of those batches.
     """
-    thief = Thief(channels, view)
-    opt = torch.optim.Adam(thief.parameters(), lr=lr)
+    thief, opt = Thief(channels, view), None
     thief.train()
     for _ in range(steps):
         stegos, secrets = make_batch()
+        if opt is None:  # the thief lives where the attacker's batches are (device and dtype)
+            thief.to(stegos.device, stegos.dtype)
+            opt = torch.optim.Adam(thief.parameters(), lr=lr)
         loss = nn.functional.mse_loss(thief(stegos), secrets)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -79,6 +79,12 @@ class StegModule(L.LightningModule):
         distortion: a :mod:`steg.distortions` module (``conf/distortion``) applied to
             the 8-bit stego image before the reveal net in training only; None: none.
             A crop distortion also crops the secret the revealed image is compared with.
+        fused_optimizer: pass ``fused=True`` to an optimizer that takes it (Adam,
+            AdamW): one kernel per step instead of one per tensor. None (default):
+            on CUDA, unless gradients are clipped (Lightning refuses to clip the
+            gradients of a fused optimizer under mixed precision); True: always
+            (the CPU has fused Adam too); False: never. An optimizer config that
+            names ``fused`` itself wins.
 
     The hyperparameters (``self.hparams``, saved in every checkpoint) are the net's
     ``arch_config``, the loss's arguments and the plain options, so that
@@ -101,6 +107,7 @@ class StegModule(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         distortion: nn.Module | None = None,
+        fused_optimizer: bool | None = None,
     ):
         super().__init__()
         beta = check_beta(beta)
@@ -121,6 +128,7 @@ class StegModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.quantize_train = quantize_train
         self.distortion = distortion
+        self.fused_optimizer = fused_optimizer
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if compile:
@@ -200,7 +208,7 @@ class StegModule(L.LightningModule):
     # -- optimisation -------------------------------------------------------
     def configure_optimizers(self):
         factory = self.optimizer_factory or torch.optim.Adam
-        optimizer = factory(params=self.parameters())
+        optimizer = factory(params=self.parameters(), **self._fused_kwargs(factory))
         if self.scheduler_factory is None:
             return optimizer
         interval = self.scheduler_interval
@@ -213,6 +221,23 @@ class StegModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": interval},
         }
+
+    def _fused_kwargs(self, factory) -> dict[str, bool]:
+        """``{"fused": True}`` where :attr:`fused_optimizer` asks for it and ``factory`` takes it, else ``{}``."""
+        given = getattr(factory, "keywords", {}) or {}
+        target = getattr(factory, "func", factory)
+        try:
+            takes = "fused" in inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            takes = False
+        if self.fused_optimizer is False or not takes or "fused" in given:
+            return {}
+        if self.fused_optimizer is None:
+            on_cuda = any(p.is_cuda for p in self.parameters())
+            clipped = bool(self._trainer is not None and self.trainer.gradient_clip_val)
+            if not on_cuda or clipped:
+                return {}
+        return {"fused": True}
 
     # -- checkpoints ----------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -190,6 +190,7 @@ def export_onnx(model: Any, out: str | os.PathLike, force: bool = False) -> dict
     """
     import onnx
 
+    from steg.device import placement
     from steg.io import write_atomic
 
     paths = onnx_paths(out)
@@ -202,6 +203,7 @@ def export_onnx(model: Any, out: str | os.PathLike, force: bool = False) -> dict
     net = model.net.eval()
     c, side = model.channels, max(_TRACE_SIDE, model.size_multiple)
     dummy = torch.randint(0, 256, (1, c, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    dummy = dummy.to(placement(net)[0])  # traced where the net is (a model loaded with --device cuda)
     specs = {
         "hide": (HideGraph(net), (dummy, dummy.flip(-1)), ["cover", "secret"], ["stego"]),
         "reveal": (RevealGraph(net), (dummy,), ["stego"], ["secret"]),

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from steg.device import to_device
 from steg.keys import Keys, image_key, key_stream, per_image
 
 __all__ = [
@@ -151,8 +152,9 @@ def _tables(keys: Keys, x: torch.Tensor, block: int) -> tuple[torch.Tensor, torc
     """(source index (B, C, H*W), negate (B, 1, H*W)) of the scrambling of each image, on x's device."""
     b, c, h, w = x.shape
     tables = [scrambling(key, x.shape, block) for key in per_image(keys, b)]
-    index = torch.stack([t[0] for t in tables]).to(x.device)[:, None, :].expand(b, c, h * w)
-    return index, torch.stack([t[1] for t in tables])[:, None, :].to(x.device)
+    # made on the CPU (numpy, SHAKE-256); copied without a host round trip (steg.device.to_device)
+    index = to_device(torch.stack([t[0] for t in tables]), x.device)[:, None, :].expand(b, c, h * w)
+    return index, to_device(torch.stack([t[1] for t in tables]), x.device)[:, None, :]
 
 
 def scramble(x: torch.Tensor, keys: Keys, block: int = DEFAULT_BLOCK) -> torch.Tensor:
@@ -228,9 +230,9 @@ def scramble_secret(secret: torch.Tensor, key: bytes, block: int = DEFAULT_BLOCK
     out = scramble(secret, image_key(key, nonce), block).clone()
     pixels, mask = slots
     bits = torch.tensor([(byte >> k) & 1 for byte in nonce for k in range(8)], dtype=torch.bool)
-    white = (bits ^ mask).to(out.dtype)  # (bits,): the value of slot 0; slot 1 gets the other
+    white = (bits ^ mask).to(out.device, out.dtype)  # (bits,): the value of slot 0; slot 1 gets the other
     values = torch.stack([white, 1 - white], dim=1)[:, :, None].expand(pixels.shape)
-    out.view(out.shape[0], out.shape[1], -1)[:, :, pixels.flatten()] = values.flatten().to(out.device)
+    out.view(out.shape[0], out.shape[1], -1)[:, :, pixels.flatten().to(out.device)] = values.flatten()
     return out
 
 
@@ -245,7 +247,7 @@ def _read_nonce(revealed: torch.Tensor, slots: tuple[torch.Tensor, torch.Tensor]
 def _fill_from_neighbours(x: torch.Tensor, lost: torch.Tensor, reach: int) -> torch.Tensor:
     """Replace the (H*W,) bool ``lost`` pixels of (1, C, H, W) ``x`` by the mean of the kept pixels within ``reach``."""
     h, w = x.shape[-2:]
-    keep = (~lost).to(x.dtype).view(1, 1, h, w).to(x.device)
+    keep = (~lost).to(x.device, x.dtype).view(1, 1, h, w)
     out = x * keep
     for _ in range(2):  # a second pass fills any hole wider than the window
         pad = (reach, reach, reach, reach)
@@ -266,6 +268,6 @@ def unscramble_secret(revealed: torch.Tensor, key: bytes, block: int = DEFAULT_B
         return unscramble(revealed, key, block)
     ikey = image_key(key, _read_nonce(revealed, slots))
     out = unscramble(revealed, ikey, block)
-    lost = torch.zeros(revealed.shape[-2] * revealed.shape[-1], dtype=torch.bool)
+    lost = torch.zeros(revealed.shape[-2] * revealed.shape[-1], dtype=torch.bool)  # CPU: indexed by CPU tables
     lost[scrambling(ikey, revealed.shape, block)[0][slots[0].flatten()]] = True  # secret pixels the nonce displaced
     return _fill_from_neighbours(out, lost, reach=block)

@@ -107,17 +107,21 @@ def train_steganalyser(
     """Train a :class:`Steganalyser` for ``steps`` Adam steps.
 
     ``make_batch()`` returns (covers, stegos), two (B, C, h, w) tensors of paired
-    crops (stego i made from cover i), quantized to 8 bits.
+    crops (stego i made from cover i), quantized to 8 bits. The detector is
+    trained (and returned) on the device and in the dtype of those batches.
     """
-    net = Steganalyser(channels)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net, opt = Steganalyser(channels), None
     loss_fn = nn.BCEWithLogitsLoss()
     net.train()
     for _ in range(steps):
         covers, stegos = make_batch()
+        if opt is None:  # the detector lives where the batches are (device and dtype)
+            net.to(covers.device, covers.dtype)
+            opt = torch.optim.Adam(net.parameters(), lr=lr)
         x = torch.cat([covers, stegos])
-        y = torch.cat([torch.zeros(len(covers)), torch.ones(len(stegos))])
-        loss = loss_fn(net(x), y)
+        logits = net(x)
+        y = torch.cat([torch.zeros(len(covers)), torch.ones(len(stegos))]).to(logits.device, logits.dtype)
+        loss = loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -126,9 +130,16 @@ def train_steganalyser(
 
 @torch.no_grad()
 def detection_scores(net: Steganalyser, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """Probability of "stego" for (N, C, h, w) images: (N,)."""
+    """Probability of "stego" for (N, C, h, w) images (any device): (N,) float32 on the CPU.
+
+    Each batch of images goes to the detector's device and dtype.
+    """
+    from steg.device import placement
+
+    device, dtype = placement(net)
     net.eval()
-    return torch.cat([torch.sigmoid(net(images[i : i + batch])) for i in range(0, len(images), batch)])
+    return torch.cat([torch.sigmoid(net(images[i : i + batch].to(device, dtype))).float().cpu()
+                      for i in range(0, len(images), batch)])
 
 
 def pov_chi_square(images: torch.Tensor, min_expected: float = 4.0) -> torch.Tensor:

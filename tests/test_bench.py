@@ -53,7 +53,7 @@ def test_speed_and_inference_include_hinet_with_its_gradient_clipping(tmp_path):
 
 
 def test_fast_path_per_device():
-    assert fast_path("cuda") == {"channels_last": True, "bf16": True, "compile": True}
+    assert fast_path("cuda") == {"channels_last": True, "bf16": True, "compile": True, "fused": True}
     assert fast_path("cpu")["bf16"] is False  # bf16 measured 10-20x slower on an AVX2-only CPU
 
 

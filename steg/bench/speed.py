@@ -16,29 +16,29 @@ from typing import Any
 
 from steg.bench.common import compose, fail, model_overrides, peak_memory_mb, run_worker, sync
 
-__all__ = ["fast_path", "parse_mode", "worker_speed", "part_speed"]
+__all__ = ["fast_path", "parse_mode", "held_out_psnr", "worker_speed", "part_speed"]
 
 
 def fast_path(device: str) -> dict[str, Any]:
     """The project's fast training path for a device type, as measured in ``experiments/bench``.
 
-    GPU: bf16 autocast, channels_last and ``torch.compile``. CPU: channels_last
+    GPU: bf16 autocast, channels_last, ``torch.compile`` and fused Adam. CPU: channels_last
     only -- on CPUs without bf16 instructions (AVX2 only, as on the development
     machine) bf16 autocast ran 10-20x slower than fp32, and ``torch.compile``
     made the training step slower after a 2-minute warm-up.
     """
     if device == "cuda":
-        return {"channels_last": True, "bf16": True, "compile": True}
-    return {"channels_last": True, "bf16": False, "compile": False}
+        return {"channels_last": True, "bf16": True, "compile": True, "fused": True}
+    return {"channels_last": True, "bf16": False, "compile": False, "fused": False}
 
 
 def parse_mode(text: str, device: str) -> dict[str, Any]:
-    """``eager``, ``fast`` or a ``+`` list of channels_last, bf16, compile -> the mode's switches."""
+    """``eager``, ``fast`` or a ``+`` list of channels_last, bf16, compile, fused -> the mode's switches."""
     if text == "eager":
-        return {"channels_last": False, "bf16": False, "compile": False}
+        return {"channels_last": False, "bf16": False, "compile": False, "fused": False}
     if text == "fast":
         return fast_path(device)
-    mode = {"channels_last": False, "bf16": False, "compile": False}
+    mode = {"channels_last": False, "bf16": False, "compile": False, "fused": False}
     for part in text.split("+"):
         if part not in mode:
             raise fail(f"mode {text!r}: expected eager, fast or a '+' list of {sorted(mode)}")
@@ -46,8 +46,26 @@ def parse_mode(text: str, device: str) -> dict[str, Any]:
     return mode
 
 
+def gpu_utilisation_now(index: int = 0) -> float | None:
+    """The GPU's utilisation (%) now: NVML through ``torch.cuda.utilization`` (pynvml), else ``nvidia-smi``, else None."""
+    import subprocess
+
+    import torch
+
+    try:
+        return float(torch.cuda.utilization(index))
+    except Exception:  # no pynvml (or no NVML): ask nvidia-smi
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                              "-i", str(index)], capture_output=True, text=True, timeout=5)
+        return float(out.stdout.strip().splitlines()[0]) if out.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
 class _GpuUtilisation:
-    """Mean GPU utilisation (%) sampled every 0.1 s in a thread; None where NVML is missing."""
+    """Mean GPU utilisation (%) sampled in a thread (:func:`gpu_utilisation_now`); None off CUDA or unreadable."""
 
     def __init__(self, device: str):
         import threading
@@ -58,14 +76,12 @@ class _GpuUtilisation:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        import torch
-
-        while not self._stop.wait(0.1):
-            try:
-                self.samples.append(float(torch.cuda.utilization()))
-            except Exception:  # no pynvml / NVML: report None
+        while not self._stop.wait(0.2):
+            value = gpu_utilisation_now()
+            if value is None:
                 self.enabled = False
                 return
+            self.samples.append(value)
 
     def __enter__(self):
         if self.enabled:
@@ -118,6 +134,29 @@ class _StepTimer:
         return max(0, self.done - self.warmup)
 
 
+def held_out_psnr(net, cover, secret) -> tuple[float, float]:
+    """(stego PSNR, revealed PSNR) in dB of held-out (B, C, H, W) pairs (any device), 8-bit stego and reveal.
+
+    The images go to the net's device and dtype (wherever training left it); a
+    keyed net is measured with its validation keys, as validation does.
+    """
+    import torch
+
+    from steg.device import placement
+    from steg.metrics import psnr
+    from steg.quantize import quantize
+
+    device, dtype = placement(net)
+    net.eval()
+    with torch.no_grad():
+        cover, secret = cover.to(device, dtype), secret.to(device, dtype)
+        keys = net.validation_keys(len(cover), 0)
+        stego = quantize(net.hide_with_key(cover, secret, keys))
+        revealed = quantize(net.reveal_with_key(stego.to(dtype), keys))
+
+    return psnr(stego, cover), psnr(revealed, secret)
+
+
 def worker_speed(model: str, mode_text: str, device: str, steps: int | None, seconds: float,
                  batch: int, size: int, seed: int, tiny: bool = False) -> dict[str, Any]:
     """Train ``model`` with a real Lightning ``Trainer`` (what ``train.py`` runs) for ``steps`` steps
@@ -125,9 +164,6 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     import lightning as L
     import torch
     from hydra.utils import instantiate
-    from steg.metrics import psnr
-
-    from steg.quantize import quantize
 
     mode = parse_mode(mode_text, device)
     cfg = compose(model, overrides=[*model_overrides(model, tiny), f"data.batch_size={batch}",
@@ -137,7 +173,9 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
     torch.manual_seed(seed)
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
-                         scheduler=None, channels_last=mode["channels_last"], compile=mode["compile"])
+                         scheduler=None, channels_last=mode["channels_last"], compile=mode["compile"],
+                         # fused Adam where the mode asks and gradients are not clipped (Lightning refuses both)
+                         fused_optimizer=mode["fused"] and not cfg.trainer.get("gradient_clip_val"))
     warmup = 2 if mode["compile"] else 1
     timer = _StepTimer(device, warmup, None if steps is not None else seconds)
     trainer = L.Trainer(accelerator=device, devices=1, max_steps=steps if steps is not None else -1, max_epochs=-1,
@@ -153,18 +191,14 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
 
     data.setup("validate")
     val_cover, val_secret = next(iter(data.val_dataloader()))
-    net.eval()
-    with torch.no_grad():
-        cover, secret = val_cover.to(device), val_secret.to(device)
-        keys = net.validation_keys(len(cover), 0)  # a keyed net is measured with its key, as validation does
-        stego = quantize(net.hide_with_key(cover, secret, keys))
-        revealed = quantize(net.reveal_with_key(stego, keys))
+    net.to(device)  # Lightning's teardown moved the module back to the CPU
+    psnr_stego, psnr_secret = held_out_psnr(net, val_cover, val_secret)
 
     result = {
         "model": model, "mode": mode_text, **mode, "device": device, "batch": batch, "size": size,
         "steps": timer.done, "timed_steps": timer.timed, "warmup_s": timer.warmup_s,
         "images_per_s": timer.timed * batch / elapsed, "peak_mb": peak_memory_mb(device),
-        "psnr_stego": psnr(stego, cover), "psnr_secret": psnr(revealed, secret),
+        "psnr_stego": psnr_stego, "psnr_secret": psnr_secret,
         "parameters": sum(p.numel() for p in net.parameters()),
         "gradient_clip_val": trainer.gradient_clip_val,  # what the Trainer clipped at (the preset's)
         "gpu_utilisation": utilisation.mean, "timed_with": "lightning.Trainer (steg.module.StegModule)",

@@ -275,7 +275,9 @@ class PairDataModule(L.LightningDataModule):
         mode: "crop" or "resize" (see ``StegPairs``).
         pairing: "split" or "random" for training (validation is always split).
         batch_size: images per batch (training drops the last partial batch).
-        num_workers: DataLoader worker processes (persistent when > 0).
+        num_workers: DataLoader worker processes (persistent when > 0); None: chosen
+            by where the trainer runs (:meth:`workers`: 0 on a CPU, several on a GPU).
+            Batches are pinned when CUDA is available, for non-blocking copies.
         flip: random flips in training.
         val_limit: at most this many validation images (the first ones in
             sorted order); None = all.
@@ -299,7 +301,7 @@ class PairDataModule(L.LightningDataModule):
         mode: str = "crop",
         pairing: str = "split",
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | None = 0,
         flip: bool = True,
         val_limit: int | None = None,
         samples_per_epoch: int | None = None,
@@ -312,7 +314,8 @@ class PairDataModule(L.LightningDataModule):
         _check_choice("data.mode", mode, ("crop", "resize"))
         _check_choice("data.pairing", pairing, ("split", "random"))
         _check_int("data.batch_size", batch_size, 1)
-        _check_int("data.num_workers", num_workers, 0)
+        if num_workers is not None:
+            _check_int("data.num_workers", num_workers, 0)
         if not isinstance(flip, bool):
             raise ValueError(f"data.flip must be true or false, got {flip!r}")
         if val_limit is not None:
@@ -326,7 +329,6 @@ class PairDataModule(L.LightningDataModule):
         self.pairing = pairing
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.persistent_workers = num_workers > 0
         self.flip = flip
         self.val_limit = val_limit
         self.samples_per_epoch = samples_per_epoch
@@ -393,16 +395,35 @@ class PairDataModule(L.LightningDataModule):
     def _limit_val(self, paths: list[Path]) -> list[Path]:
         return paths if self.val_limit is None else paths[: self.val_limit]
 
+    def workers(self) -> int:
+        """DataLoader workers: ``num_workers``, or with None, 0 unless the trainer runs on CUDA, where
+        ``min(8, CPUs per device - 1)`` keep the GPU fed (``trainer=gpu`` with the default data configs)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        import os
+
+        trainer = self.trainer
+        if trainer is None or getattr(trainer.strategy.root_device, "type", "cpu") != "cuda":
+            return 0
+        per_device = (os.cpu_count() or 1) // max(1, trainer.num_devices)
+        return max(0, min(8, per_device - 1))
+
+    @property
+    def persistent_workers(self) -> bool:
+        """Whether the loaders keep their worker processes between epochs (whenever there are workers)."""
+        return self.workers() > 0
+
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        workers = self.workers()
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=EpochSampler(len(dataset), self.seed) if train else None,
             drop_last=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 

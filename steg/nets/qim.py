@@ -297,8 +297,10 @@ def embed_nonce(stego: torch.Tensor, key: bytes, nonce: bytes, period: int) -> t
     pos = nonce_positions(tuple(stego.shape[1:]))
     if pos is None:
         return stego
-    bits = torch.tensor([(byte >> k) & 1 for byte in nonce for k in range(8)], dtype=torch.float32)
-    code = torch.round(bits * (period / 2) + _nonce_dither(key, period, tuple(stego.shape[1:])))
+    pos = tuple(p.to(stego.device) for p in pos)
+    bits = torch.tensor([(byte >> k) & 1 for byte in nonce for k in range(8)], dtype=stego.dtype, device=stego.device)
+    dither = _nonce_dither(key, period, tuple(stego.shape[1:])).to(stego.device, stego.dtype)
+    code = torch.round(bits * (period / 2) + dither)
     out = stego.clone()
     levels = torch.round(out[0][pos].clamp(0, 1) * 255)
     value = levels + torch.remainder(code - levels + period / 2, period) - period / 2
@@ -316,9 +318,11 @@ def read_nonce(stego: torch.Tensor, key: bytes, period: int) -> bytes | None:
     pos = nonce_positions(tuple(stego.shape[1:]))
     if pos is None:
         return None
+    pos = tuple(p.to(stego.device) for p in pos)
     levels = torch.round(stego[0][pos].clamp(0, 1) * 255)
-    v = torch.remainder(levels - _nonce_dither(key, period, tuple(stego.shape[1:])), period)
-    bits = torch.remainder(torch.round(v / (period / 2)), 2).long().tolist()
+    dither = _nonce_dither(key, period, tuple(stego.shape[1:])).to(stego.device, stego.dtype)
+    v = torch.remainder(levels - dither, period)
+    bits = torch.remainder(torch.round(v / (period / 2)), 2).long().tolist()  # the nonce is needed on the host
     return bytes(sum(bits[8 * j + k] << k for k in range(8)) for j in range(NONCE_BYTES))
 
 
@@ -328,7 +332,7 @@ def patch_nonce_pixels(revealed: torch.Tensor) -> torch.Tensor:
     if pos is None or revealed.shape[-2] < 2:
         return revealed
     revealed = revealed.clone()
-    c, y, x = pos
+    c, y, x = (p.to(revealed.device) for p in pos)
     below = torch.where(y + 1 < revealed.shape[-2], y + 1, y - 1)
     revealed[:, c, y, x] = revealed[:, c, below, x]
     return revealed
