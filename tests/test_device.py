@@ -26,7 +26,7 @@ def _nets():
     for name in ARCHITECTURES:
         cls = net_class(name)
         yield pytest.param(name, False, id=name)
-        if not cls.native_key:
+        if not cls.keyed:
             yield pytest.param(name, True, id=f"{name}-keyed")
 
 
@@ -68,7 +68,7 @@ def _model(name: str, keyed: bool = False):
 
     cls = net_class(name)
     torch.manual_seed(0)
-    kwargs = {} if cls.native_key else {"keyed": keyed}
+    kwargs = {} if cls.keyed else {"keyed": keyed}
     return StegModel(cls(**cls.tiny(), **kwargs).to(torch.float64))
 
 

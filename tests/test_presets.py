@@ -47,6 +47,29 @@ def test_every_experiment_preset_trains_two_steps(experiment, extra, tmp_path):
     assert math.isfinite(result["final"]["val/loss"]) and result["final"]["val/psnr_secret"] > 0
 
 
+GROUP_OPTIONS = {"model": ["unet", "qim"], "distortion": ["none", "jpeg"], "loss": ["mse", "compound"],
+                 "callbacks": ["default"], "optimizer": ["adam"]}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_keys_never_leak_into_an_overridden_group(experiment):
+    """`experiment=X model=Y` (or distortion=, loss=, ...) gives that group exactly as its own file has it.
+
+    A preset keeps its group values in group files (conf/model/hinet_cpu.yaml, ...), so a user who
+    overrides the group gets the option they named, not the option with the preset's keys merged in.
+    """
+    for group, options in GROUP_OPTIONS.items():
+        for option in options:
+            cfg = compose_train([f"experiment={experiment}", f"{group}={option}"])
+            alone = compose_train([f"{group}={option}"])
+            if group == "optimizer":  # a preset may tune the optimizer's values (lr): the class stays
+                assert cfg.optimizer._target_ == alone.optimizer._target_
+                continue
+            assert cfg.get(group) == alone.get(group), (experiment, group, option)
+    cfg = compose_train([f"experiment={experiment}", "model=unet", "distortion=jpeg"])
+    hydra.utils.instantiate(cfg.model), hydra.utils.instantiate(cfg.distortion)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_keys_never_leak_into_an_overridden_scheduler(experiment):
     """`experiment=X scheduler=Y` gives scheduler Y exactly as conf/scheduler/Y.yaml has it."""
