@@ -100,7 +100,7 @@ def test_bench_speed_quality_follows_the_net():
 
 
 def test_keyed_nonce_follows_the_image_device():
-    from steg.keys import embed_nonce, patch_nonce_pixels, read_nonce
+    from steg.nets.qim import embed_nonce, patch_nonce_pixels, read_nonce
 
     stego = torch.round(torch.rand(1, 3, 32, 32, dtype=torch.float64) * 255) / 255
     nonce = bytes(range(12))
