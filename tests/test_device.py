@@ -37,7 +37,7 @@ def test_training_path_runs_on_another_device_without_host_reads(name, keyed):
     cover, secret = (torch.rand(2, 3, 32, 32, device="meta") for _ in range(2))
     mse = torch.nn.functional.mse_loss  # the losses' own autocast guards do not run on meta
     for dname, make in DISTORTIONS.items():
-        distortion = None if make is None else make().train()
+        distortion = None if make is None else make().to("meta").train()  # moved with the module, as in training
         out = net(cover, secret, quantize=True, distortion=distortion)
         total = mse(out["stego"], cover) + mse(out["revealed"], out["target"])
         assert total.device.type == "meta", dname

@@ -14,8 +14,9 @@ would run past ``--budget-s`` is skipped and said so):
    fp32 from the same seed, on the embedded photos; validation PSNR/SSIM
    (8-bit stego) side by side, and on CUDA the host syncs of one training step
    (``torch.cuda.set_sync_debug_mode``).
-4. ``cli``: ``steg eval`` and ``steg analyze`` (tiny budget) with ``--device``,
-   each a fresh process as a user runs it.
+4. ``cli``: ``steg hide``/``reveal`` (keyed), ``steg eval`` and ``steg analyze``
+   (tiny budget) with ``--device``, each a fresh process as a user runs it; the
+   shipped model loaded on the device and exported to ONNX (if onnx is installed).
 5. ``bench``: ``python -m steg.bench --parts speed`` (fp32 eager vs the fast path:
    images/s, peak memory, utilisation) of ``--bench-models`` (default unet and
    hinet, the nets of the issue's speed aims: the compile warm-up of every
@@ -279,12 +280,32 @@ def cli(device: str, tiny: bool, work: Path, timeout: float) -> dict[str, Any]:
     steps = "4" if tiny else "100"
     an = _run(["-m", "steg", "analyze", "--device", device, "--images", str(photos), "--out", str(work / "analyze"),
                "--size", size, "--limit", "3", "--thief-steps", steps, "--detector-steps", steps, "--force"], timeout)
+    names = sorted(p for p in photos.iterdir() if p.suffix == ".png")[:2]
+    hide = _run(["-m", "steg", "hide", str(names[0]), str(names[1]), "-o", str(work / "stego.png"), "--device", device,
+                 "--key", "gpu-check", "--force"], timeout)
+    reveal = _run(["-m", "steg", "reveal", str(work / "stego.png"), "-o", str(work / "revealed.png"), "--device", device,
+                   "--key", "gpu-check", "--force"], timeout)
     evaluation = json.loads((work / "eval.json").read_text())
     analysis = json.loads((work / "analyze" / "analyze.json").read_text())
     summary = {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"eval": {**ev, "summary": summary},
+    return {"hide": hide, "reveal": reveal, "onnx": _onnx_export(device, work), "eval": {**ev, "summary": summary},
             "analyze": {**an, "quality": analysis["quality"], "thief_psnr": analysis["thief"].get("psnr"),
                         "steganalyser": analysis["detect"].get("steganalyser"), "seconds": analysis["seconds"]}}
+
+
+def _onnx_export(device: str, work: Path) -> dict[str, Any]:
+    """The shipped default model loaded on ``device`` and exported to ONNX (traced there); skipped without onnx."""
+    try:
+        import onnx  # noqa: F401  (the optional [onnx] extra)
+    except ImportError:
+        return {"status": "skipped", "reason": "onnx is not installed (pip install onnx)"}
+    from steg.inference import load_model
+    from steg.onnx import export_onnx
+
+    t0 = time.monotonic()
+    paths = export_onnx(load_model("default", device=device), work / "default.onnx", force=True)
+    return {"status": "ok", "seconds": round(time.monotonic() - t0, 1),
+            "bytes": {k: p.stat().st_size for k, p in paths.items()}}
 
 
 def bench(device: str, tiny: bool, work: Path, timeout: float, archs: list[str]) -> dict[str, Any]:
