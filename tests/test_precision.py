@@ -163,3 +163,5 @@ def test_every_architecture_trains_under_bf16_like_fp32(name):
         assert torch.isfinite(torch.tensor(mixed[key])), (name, key)
     for key in ("val/psnr_stego", "val/psnr_secret"):
         assert abs(mixed[key] - twin[key]) < 1.0, (name, key, mixed[key], twin[key])
+    for key in ("val/ssim_stego", "val/ssim_secret"):  # what bf16 autocast got wrong (0.61 for 0.93)
+        assert abs(mixed[key] - twin[key]) < 0.02, (name, key, mixed[key], twin[key])
