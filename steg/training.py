@@ -12,6 +12,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -44,6 +45,8 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    if not loggers:  # logger=none: Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return {"datamodule": datamodule, "module": module, "trainer": trainer}
 
