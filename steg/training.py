@@ -45,7 +45,7 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    if not loggers:  # logger=null, debug=fast: a learning-rate monitor has nowhere to log and would refuse to start
+    if not loggers:  # logger=none, debug=fast: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return {"datamodule": datamodule, "module": module, "trainer": trainer}

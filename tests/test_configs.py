@@ -152,3 +152,17 @@ def OmegaConf_select(cfg, key):
     from omegaconf import OmegaConf
 
     return OmegaConf.select(cfg, key)
+
+
+def test_logger_none_trains_without_loggers(tmp_path):
+    """logger=none (what train.py reads logger=null as) trains with the default callbacks and no logger."""
+    import json
+
+    from steg.training import instantiate_run, train
+
+    cfg = tiny(compose_train(["logger=none"]), tmp_path / "run")
+    parts = instantiate_run(cfg)
+    assert parts["trainer"].loggers == []
+    train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["status"] == "finished" and not (tmp_path / "run" / "csv").exists()

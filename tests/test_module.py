@@ -167,3 +167,10 @@ def test_load_from_checkpoint_rebuilds_the_module_from_its_hyperparameters(tmp_p
     cover, secret = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     module.eval(), loaded.eval()
     assert torch.equal(loaded(cover, secret)["revealed"], module(cover, secret)["revealed"])
+
+
+@pytest.mark.parametrize("beta", [-1, True, "x", float("nan")])
+def test_beta_is_checked_by_the_one_validator(beta):
+    """StegModule and the config check share steg.module.check_beta: one line naming the setting."""
+    with pytest.raises(ValueError, match="beta must be a number >= 0 .*weight of the secret loss"):
+        StegModule(Subpixel(prep_width=4, widths=(4, 8)), ImageLoss(), beta=beta)
