@@ -522,6 +522,33 @@ def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, m
     assert ".tmp" not in line and not out.exists()
 
 
+def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk of a PNG file but the pixel data (IDAT), in order."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        chunks.append((kind, b"" if kind == b"IDAT" else data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def test_stego_png_carries_nothing_a_plain_png_lacks(models, images, tmp_path, capsys):
+    """A stego PNG's chunks and metadata are those of a plain PNG Pillow writes of the same pixels."""
+    stego = tmp_path / "stego.png"
+    assert run(capsys, "hide", images["cover"], images["secret"], "-o", stego, "-m", models["ckpt"])[0] == 0
+    plain = tmp_path / "plain.png"
+    with Image.open(stego) as img:
+        Image.fromarray(np.asarray(img)).save(plain)
+        stego_info, stego_text = dict(img.info), dict(img.text)
+    with Image.open(plain) as img:
+        plain_info, plain_text = dict(img.info), dict(img.text)
+    assert _png_chunks(stego) == _png_chunks(plain)
+    assert stego_info == plain_info and stego_text == plain_text == {}
+
+
 def test_reveal_warns_about_lossy_or_resized_stego_images(models, images, tmp_path, capsys):
     stego = tmp_path / "stego.png"
     assert run(capsys, "hide", images["cover"], images["secret"], "-o", stego, "-m", models["ckpt"])[0] == 0

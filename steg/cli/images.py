@@ -14,14 +14,13 @@ from steg.cli.common import (
 #: The warning of ``steg hide`` without a key.
 NO_KEY_WARNING = "no --key: anyone with the model can reveal the secret"
 
-#: PNG text chunk ``steg hide`` writes into a stego image: its size, so ``steg reveal`` can tell an edit.
+#: PNG text chunk (the stego image's size) that older versions of ``steg hide`` wrote; still read, never
+#: written: a stego image carries nothing that marks it (its chunks are those of any PNG Pillow writes).
 STEGO_TAG = "steg-stego"
 _LOSSY_FORMATS = {"JPEG", "WEBP", "GIF", "MPO", "JPEG2000"}
 
 
 def cmd_hide(args: argparse.Namespace) -> int:
-    from PIL.PngImagePlugin import PngInfo
-
     from steg.io import load_image, save_image
 
     cover_path, secret_path, out = Path(args.cover), Path(args.secret), Path(args.output)
@@ -34,9 +33,7 @@ def cmd_hide(args: argparse.Namespace) -> int:
     model = load_model(args)
     check_keyed(model, key)
     stego = model.hide(cover, secret, fit=args.fit, key=key)
-    info = PngInfo()
-    info.add_text(STEGO_TAG, f"{stego.size[0]}x{stego.size[1]}")
-    write_output(out, lambda: save_image(stego, out, format="PNG", pnginfo=info))
+    write_output(out, lambda: save_image(stego, out, format="PNG"))  # no tag: nothing marks a stego image
     # After the write, so that an error stays the only line on stderr; only where a key was possible.
     if key is None and getattr(model.net, "keyed", False):
         warnings.warn(NO_KEY_WARNING, UserWarning, stacklevel=1)
@@ -59,8 +56,8 @@ def stego_warnings(path: Path, size_multiple: int) -> list[str]:
         found.append(f"{path} is {size[0]}x{size[1]} but steg hide wrote it as {tag}: a resized or cropped "
                      "stego image reveals noise")
     elif tag is None and (size[0] % size_multiple or size[1] % size_multiple):
-        found.append(f"{path} is {size[0]}x{size[1]}, not on the model's {size_multiple}-pixel grid, and carries "
-                     "no steg hide tag: if it was resized or cropped the revealed image is noise")
+        found.append(f"{path} is {size[0]}x{size[1]}, not on the model's {size_multiple}-pixel grid: if it was "
+                     "resized or cropped the revealed image is noise")
     return found
 
 
