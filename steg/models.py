@@ -13,9 +13,9 @@
 The architecture config decides nothing before the weights are checked: the
 net is first built on PyTorch's ``meta`` device (no memory), its parameter
 names and shapes compared with the file's, and only then built for real, so a
-tiny file cannot make steg allocate gigabytes. Rebuilding a user's own
-architecture imports the module its ``target`` names (see
-:mod:`steg.nets.registry` for that trust model).
+tiny file cannot make steg allocate gigabytes. A ``target`` that is not built
+in is refused before any import unless the user named it (``--allow-arch``,
+:func:`steg.nets.allow_target`; see :mod:`steg.nets.registry` for that trust model).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch
 
 from steg.io import one_line, write_atomic
 from steg.nets import StegNet, net_class
+from steg.nets.registry import model_file_targets
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -222,7 +223,15 @@ def _arch_text(arch: dict[str, Any]) -> str:
 
 
 def _rebuild(arch: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> StegNet:
-    """The net ``arch`` describes, with ``state`` loaded; shapes are checked before any allocation."""
+    """The net ``arch`` describes, with ``state`` loaded; shapes are checked before any allocation.
+
+    Only built-in architectures and the targets the user allowed are imported (:func:`model_file_targets`).
+    """
+    with model_file_targets():
+        return _rebuild_checked(arch, state, path)
+
+
+def _rebuild_checked(arch: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> StegNet:
     try:
         cls = net_class(arch)
     except ValueError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -611,6 +612,39 @@ def test_model_config_is_checked_before_anything_is_allocated(tmp_path):
     message, grown_mb = proc.stdout.strip().splitlines()
     assert "weights do not match" in message and str(bad) in message
     assert int(grown_mb) < 100  # a width-1500 qim would take about 650 MB
+
+
+@pytest.mark.parametrize("arch", [{"name": "zen", "target": "this.Zen"},
+                                  {"name": "payload", "net": {"name": "zen", "target": "this.Zen"}}])
+def test_model_file_target_is_refused_before_import(tmp_path, arch):
+    """A model file naming a class that is neither built in nor allowed by the user imports nothing."""
+    from safetensors.torch import save_file
+
+    from steg.models import FORMAT
+
+    bad = tmp_path / "zen.safetensors"
+    save_file({"w": torch.zeros(1)}, str(bad),
+              metadata={"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)})
+    code = (
+        "import sys\n"
+        "from steg.models import ModelError, load_net\n"
+        "try:\n"
+        "    load_net(sys.argv[1])\n"
+        "except ModelError as exc:\n"
+        "    print('ERROR', exc)\n"
+        "print('imported' if 'this' in sys.modules else 'not imported')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "STEG_ALLOW_ARCH"}
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Beautiful is better" not in proc.stdout and proc.stdout.strip().endswith("not imported"), proc.stdout
+    error = proc.stdout.splitlines()[0]
+    assert error.startswith("ERROR") and str(bad) in error and "--allow-arch this.Zen" in error
+    # the user names it: now it is imported (and then refused, not being a StegNet)
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env={**env, "STEG_ALLOW_ARCH": "this.Zen"})
+    assert "Beautiful is better" in proc.stdout and "is not a steg.nets.StegNet subclass" in proc.stdout
 
 
 def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, images, tmp_path):

@@ -84,6 +84,21 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=tile_arg, default="auto", metavar="N",
                    help="process large images in overlapping N x N tiles to bound memory; auto (default): sized "
                         "for under 1 GB of activations per tile; 0: never tile")
+    add_allow_arch_option(p)
+
+
+def add_allow_arch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-arch", action="append", default=[], metavar="TARGET",
+                   help="let the model file rebuild your own architecture, e.g. mypkg.mynet.MyNet (repeatable; "
+                        "a model file naming any other non-built-in class is refused before its module is imported)")
+
+
+def allow_arch(args: argparse.Namespace) -> None:
+    """Allow the architectures the user named with --allow-arch (see :mod:`steg.nets.registry`)."""
+    if getattr(args, "allow_arch", None):
+        from steg.nets import allow_target
+
+        allow_target(*args.allow_arch)
 
 
 def tile_arg(text: str) -> int | str:
@@ -104,6 +119,7 @@ def load_model(args: argparse.Namespace):
 
     from steg.inference import load_model as load
 
+    allow_arch(args)
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError) as exc:

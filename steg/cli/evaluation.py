@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from steg.cli.common import (
-    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, write_output,
+    CLIError, add_allow_arch_option, add_key_options, add_model_options, allow_arch, check_keyed, check_output,
+    key_arg, load_model, write_output,
 )
 
 GRID_NAME = "eval_grid.png"
@@ -152,6 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import load_model as load
     from steg.models import export_checkpoint
 
+    allow_arch(args)
     if args.onnx or Path(args.output).suffix.lower() == ".onnx":
         return cmd_export_onnx(args)
     ckpt, out = Path(args.checkpoint), Path(args.output)
@@ -227,5 +229,6 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors",
                    help="output model file (.safetensors, or NAME.onnx for ONNX)")
     p.add_argument("--onnx", action="store_true", help="export ONNX graphs (the output must be named NAME.onnx)")
+    add_allow_arch_option(p)
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
