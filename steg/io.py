@@ -12,12 +12,13 @@ command line (:mod:`steg.cli`); it imports neither Lightning nor Hydra, so
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -28,6 +29,8 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "write_atomic",
+    "FolderLockedError",
+    "lock_folder",
     "write_bytes",
     "write_text",
     "save_image",
@@ -101,6 +104,55 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: Name of the lock file :func:`lock_folder` keeps in a folder.
+LOCK_NAME = ".lock"
+
+
+class FolderLockedError(RuntimeError):
+    """A folder another process holds with :func:`lock_folder`; the message is one line."""
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.
+
+    The lock is ``flock`` on ``folder/.lock``, released by the kernel when the
+    process ends however it ends (so a killed run leaves no stale lock). A
+    folder this call created that holds only the lock file at the end is
+    removed. Where ``fcntl`` is missing (Windows) nothing is locked.
+
+    Raises:
+        FolderLockedError: at once, if another process holds it (naming its pid).
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield folder
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FolderLockedError(
+                f"{what} {folder} is in use by another process (pid {holder}); wait for it to end or choose another"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        try:
+            yield folder
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # nothing was written
+                (folder / LOCK_NAME).unlink(missing_ok=True)
+                folder.rmdir()
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from steg.callbacks import ErrorHistograms, MetricHistory
 from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
-from steg.io import one_line, write_text
+from steg.io import lock_folder, one_line, write_text
 from steg.metrics import higher_is_better
 from steg.reporting import build_report, callback, log_to_wandb, print_summary, write_report
 
@@ -232,6 +232,7 @@ def train(cfg: DictConfig) -> float | None:
     Raises:
         ValueError / FileNotFoundError: a bad setting, named in one line, before
             anything is written; ``optimized_metric`` that was never logged.
+        FolderLockedError: another run holds ``cfg.paths.run_dir`` (one line, at once).
     """
     configure_sweep_job(cfg)
     cfg, resume = _resume_config(cfg)
@@ -240,9 +241,17 @@ def train(cfg: DictConfig) -> float | None:
         with open_dict(cfg):  # continue the same W&B run
             cfg.logger.wandb.id = resume["wandb_id"]
             cfg.logger.wandb.resume = "allow"
+    run_dir = Path(cfg.paths.run_dir)
+    if rank_zero_only.rank != 0:  # DDP's other processes: rank 0 holds the run folder
+        return _train(cfg, resume, run_dir)
+    # Two runs in one folder would mix their CSV rows, checkpoints and reports: the second stops here.
+    with lock_folder(run_dir, "run folder (paths.run_dir)"):
+        return _train(cfg, resume, run_dir)
+
+
+def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> float | None:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = Path(cfg.paths.run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     parts = instantiate_run(cfg, resolved)
     trainer: L.Trainer = parts["trainer"]

@@ -113,3 +113,36 @@ def test_missing_checkpoint_is_a_one_line_error(tiny_cfg, tmp_path):
     cfg = tiny_cfg([f"ckpt_path={tmp_path / 'nope.ckpt'}"])
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         train(cfg)
+
+
+def test_second_run_in_a_locked_run_folder_stops_at_once(tiny_cfg, tmp_path):
+    """Another process trains into the run folder: train() refuses in one line, writing nothing there."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from steg.io import FolderLockedError
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom steg.io import lock_folder\n"
+         "with lock_folder(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(120)\n", str(run_dir)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run_dir / "csv").mkdir()
+        (run_dir / "csv" / "metrics.csv").write_text("the other run's rows\n")
+        start = time.monotonic()
+        with pytest.raises(FolderLockedError) as info:
+            train(tiny_cfg())
+        assert time.monotonic() - start < 30  # before any data, net or epoch
+        message = str(info.value)
+        assert "\n" not in message and str(run_dir) in message and f"pid {holder.pid}" in message
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "csv"]
+        assert (run_dir / "csv" / "metrics.csv").read_text() == "the other run's rows\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    train(tiny_cfg())  # the lock ends with its process
+    assert (run_dir / "metrics.json").is_file()
