@@ -13,6 +13,7 @@ command line (:mod:`steg.cli`); it imports neither Lightning nor Hydra, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import struct
@@ -80,7 +81,8 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str | None = None) -> Path:
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str | None = None,
+                 exclusive: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
     The temporary file lives in the target's folder (a rename across file systems
@@ -89,6 +91,13 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
     or the new one, never a half-written file; the temporary file is removed on
     any Python-level failure. ``suffix``: the temporary file's ending, for
     writers that pick a format from it (Pillow); default ``.tmp``.
+
+    ``exclusive``: publish with a hard link instead of a rename, which fails
+    if ``path`` exists (even if another process made it after any earlier
+    check): two writers never both succeed and neither output is lost.
+
+    Raises:
+        FileExistsError: ``exclusive`` and ``path`` exists (nothing is changed).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,11 +108,28 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
-        os.replace(tmp, path)
+        if exclusive:
+            _publish_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _publish_exclusive(tmp: str, path: Path) -> None:
+    """Give the finished ``tmp`` the name ``path`` unless ``path`` exists (atomically), then drop ``tmp``."""
+    try:
+        os.link(tmp, path)  # atomic, and fails with FileExistsError if path exists
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists (another process wrote it meanwhile)", str(path)) from None
+    except OSError:  # a file system without hard links: O_EXCL claims the name, then the rename fills it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
+        os.close(fd)
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 #: Name of the lock file :func:`lock_folder` keeps in a folder.
@@ -155,9 +181,9 @@ def lock_folder(folder: str | os.PathLike, what: str = "folder") -> Iterator[Pat
         os.close(fd)  # releases the lock
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+def write_bytes(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`, also for ``exclusive``)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), exclusive=exclusive)
 
 
 def json_safe(value: Any) -> Any:
@@ -171,15 +197,18 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, exclusive: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`, also for ``exclusive``)."""
+    return write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
-    """Save a PIL image atomically; the format follows ``path``'s ending (or ``format=``)."""
+def save_image(img: Image.Image, path: str | os.PathLike, exclusive: bool = False, **kwargs) -> Path:
+    """Save a PIL image atomically; the format follows ``path``'s ending (or ``format=``).
+
+    ``exclusive``: fail with FileExistsError rather than replace an existing ``path`` (:func:`write_atomic`).
+    """
     path = Path(path)
-    return write_atomic(path, lambda tmp: img.save(tmp, **kwargs), suffix=path.suffix)
+    return write_atomic(path, lambda tmp: img.save(tmp, **kwargs), suffix=path.suffix, exclusive=exclusive)
 
 
 # --------------------------------------------------------------------------- #

@@ -353,4 +353,4 @@ def export_checkpoint(
 
     from safetensors.torch import save_file
 
-    return write_atomic(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_atomic(out, lambda tmp: save_file(tensors, tmp, metadata=meta), exclusive=not force)

@@ -513,7 +513,7 @@ def test_unwritable_output_is_refused_before_the_model_runs(models, images, tmp_
 
 
 def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, monkeypatch):
-    def full_disk(path, write, suffix=None):
+    def full_disk(path, write, suffix=None, exclusive=False):
         raise OSError(28, "No space left on device", f"{path.parent}/.{path.name}.abc.tmp")
 
     monkeypatch.setattr("steg.io.write_atomic", full_disk)
@@ -521,6 +521,31 @@ def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, m
     code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
     line = assert_one_line_error(code, err, out, "No space left")
     assert ".tmp" not in line and not out.exists()
+
+
+def test_hide_never_replaces_an_output_that_appears_while_it_runs(models, images, tmp_path, capsys, monkeypatch):
+    """Two `steg hide` to one output without --force: the one that publishes second fails, nothing is lost."""
+    import steg.cli.images as images_cli
+
+    out = tmp_path / "stego.png"
+    load = images_cli.load_model
+
+    def load_then_other_writer(args):
+        model = load(args)
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(out)  # the other `steg hide` finishes first
+        return model
+
+    monkeypatch.setattr(images_cli, "load_model", load_then_other_writer)
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out, "--force")
+    assert "appeared" in line
+    with Image.open(out) as img:
+        assert img.size == (8, 8)  # the other writer's file is kept
+    assert listing(tmp_path) == {"in", "stego.png"}  # no temporary file left
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"], "--force")
+    assert code == 0, err
+    with Image.open(out) as img:
+        assert img.size == (60, 44)
 
 
 def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:

@@ -72,6 +72,9 @@ def write_output(path: Path, write) -> None:
     """Run ``write()`` (which writes ``path`` atomically); an OSError names ``path``, not a temporary file."""
     try:
         write()
+    except FileExistsError:
+        raise CLIError(f"output {path} appeared while this command ran (another process wrote it); it is kept "
+                       "as it is: pass --force to overwrite it") from None
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 

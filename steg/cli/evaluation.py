@@ -144,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  for name, s in result.attack_summary.items()}
             report["attack_images"] = [{k: _finite(v) for k, v in r.items()} for r in result.attack_rows]
         text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-        write_output(json_path, lambda: write_text(json_path, text))
+        write_output(json_path, lambda: write_text(json_path, text, exclusive=not args.force))
         print(f"wrote {json_path}")
     return 0
 

@@ -33,7 +33,7 @@ def cmd_hide(args: argparse.Namespace) -> int:
     model = load_model(args)
     check_keyed(model, key)
     stego = model.hide(cover, secret, fit=args.fit, key=key)
-    write_output(out, lambda: save_image(stego, out, format="PNG"))  # no tag: nothing marks a stego image
+    write_output(out, lambda: save_image(stego, out, exclusive=not args.force, format="PNG"))  # no tag: nothing marks a stego image
     # After the write, so that an error stays the only line on stderr; only where a key was possible.
     if key is None and getattr(model.net, "keyed", False):
         warnings.warn(NO_KEY_WARNING, UserWarning, stacklevel=1)
@@ -75,7 +75,7 @@ def cmd_reveal(args: argparse.Namespace) -> int:
     for line in stego_warnings(stego_path, model.size_multiple):
         warnings.warn(line, UserWarning, stacklevel=1)
     revealed = model.reveal(stego, sharpen=args.sharpen, key=key)
-    write_output(out, lambda: save_image(revealed, out, format="PNG"))
+    write_output(out, lambda: save_image(revealed, out, exclusive=not args.force, format="PNG"))
     extra = ", sharpened" if args.sharpen else ""
     print(f"revealed {stego_path} -> {out} ({revealed.size[0]}x{revealed.size[1]} {revealed.mode} PNG{extra})")
     return 0
@@ -95,7 +95,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
         check_output(target, [source], args.force)
     for source, target in zip(sources, targets):
         image = load_image(source, 3)
-        write_output(target, lambda: save_image(image, target, format="PNG"))
+        write_output(target, lambda: save_image(image, target, exclusive=not args.force, format="PNG"))
     print(f"wrote {len(targets)} held-out photos to {out_dir}: {', '.join(p.name for p in targets)}")
     return 0
 
