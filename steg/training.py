@@ -26,7 +26,9 @@ from steg.reporting import build_report, callback, log_to_wandb, print_summary, 
 __all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
 
 #: Top-level keys a resume takes from the checkpoint's own config (the command line still wins).
-RESTORED = ("model", "data", "loss", "module", "optimizer", "scheduler", "beta", "channels", "seed")
+RESTORED = ("model", "data", "loss", "module", "optimizer", "scheduler", "beta", "channels", "seed", "trainer")
+#: Trainer settings of the machine, not of the run: a resume keeps this machine's (this command's) values.
+MACHINE_KEYS = ("accelerator", "devices", "strategy", "num_nodes")
 
 
 def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -77,7 +79,8 @@ def _override_key(override: str) -> str:
 def restore_config(cfg: DictConfig, saved: dict[str, Any] | None, overrides: list[str]) -> DictConfig:
     """``cfg`` with the :data:`RESTORED` keys taken from the resumed run's ``saved`` (resolved) config.
 
-    A command-line override wins: ``model=unet`` or ``beta=0.5`` replaces the key,
+    The trainer's settings come back too (``max_epochs``, ``max_time``, ...), but
+    not where it runs (:data:`MACHINE_KEYS`). A command-line override wins: ``model=unet`` or ``beta=0.5`` replaces the key,
     ``data.batch_size=8`` changes that value of the restored group. Values that are
     interpolations in ``cfg`` (``data.channels: ${channels}``) stay interpolations.
     """
@@ -95,6 +98,10 @@ def restore_config(cfg: DictConfig, saved: dict[str, Any] | None, overrides: lis
                 value = dict(value)
                 value.update({k: v for k, v in raw.items() if isinstance(v, str) and "${" in v and k in value})
             merged[key] = value
+            if key == "trainer":  # where it runs is this machine's
+                for name in MACHINE_KEYS:
+                    if name in cfg[key]:
+                        merged[key][name] = OmegaConf.to_container(cfg[key], resolve=False)[name]
             for dotted in (k for k in keys if k.startswith(key + ".")):
                 OmegaConf.update(merged, dotted, OmegaConf.select(cfg, dotted), force_add=True)
     return merged

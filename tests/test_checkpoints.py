@@ -186,3 +186,16 @@ def test_resume_restores_the_runs_config_and_the_command_line_wins(tmp_path):
     assert restored.beta == 0.25 and restored.module.beta == 0.25  # interpolation kept: module follows beta
     assert restored.data.batch_size == 2 and restored.model._target_.endswith("UnshuffleUNet")
     assert restore_config(compose_train(["model=cnn"]), saved, ["model=cnn"]).model._target_.endswith("CNN")
+
+
+def test_resume_restores_the_trainer_settings_but_not_the_machine(tmp_path):
+    saved = compose_train(["trainer=gpu", "trainer.max_epochs=3", "trainer.gradient_clip_val=0.5"])
+    with open_dict(saved):
+        saved.run_name, saved.paths.run_dir = "old", str(tmp_path)
+    saved = OmegaConf.to_container(saved, resolve=True)
+    restored = restore_config(compose_train([]), saved, overrides=[])
+    assert restored.trainer.max_epochs == 3 and restored.trainer.gradient_clip_val == 0.5  # not the default 24
+    assert restored.trainer.accelerator == compose_train([]).trainer.accelerator  # this machine's (cpu)
+    overrides = ["trainer.max_epochs=5"]
+    restored = restore_config(compose_train(overrides), saved, overrides=overrides)
+    assert restored.trainer.max_epochs == 5 and restored.trainer.gradient_clip_val == 0.5  # the command line wins
