@@ -126,6 +126,26 @@ def test_failed_run_is_marked_failed_and_its_wandb_run_exits_non_zero(tiny_cfg, 
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+def test_resumed_runs_sync_line_names_every_wandb_folder(tmp_path, monkeypatch, capsys):
+    """A run resumed in place and then into a new folder: one W&B id, three folders, all in the sync line."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny(compose_train(["logger=wandb"]), first))
+    for folder, epochs in ((first, 2), (second, 3)):
+        monkeypatch.setattr("steg.training._command_line_overrides", lambda e=epochs: [f"trainer.max_epochs={e}"])
+        cfg = tiny(compose_train(["logger=wandb"]), folder)
+        with open_dict(cfg):
+            cfg.trainer.max_epochs = epochs
+            cfg.ckpt_path = str(first / "checkpoints" / "last.ckpt")
+        capsys.readouterr()
+        train(cfg)
+    folders = sorted([*(first / "wandb").glob("offline-run-*"), *(second / "wandb").glob("offline-run-*")])
+    assert len(folders) == 3 and len({p.name.rsplit("-", 1)[-1] for p in folders}) == 1
+    sync = [line for line in capsys.readouterr().out.splitlines() if "wandb sync" in line]
+    assert len(sync) == 1 and all(str(p) in sync[0] for p in folders), sync
+    report = json.loads((second / "metrics.json").read_text())
+    assert sorted(report["paths"]["wandb_runs"]) == [str(p) for p in folders] and report["epochs"] == 3
+
+
 def test_optimized_metric_that_was_never_logged_is_an_error():
     cfg = OmegaConf.create({"optimized_metric": "val/psnr_secrte"})
     report = {"final": {"val/loss": 1.0}, "history": [{"epoch": 0, "val/loss": 1.0, "val/psnr_secret": 30.0}]}
