@@ -611,32 +611,38 @@ def test_grayscale_cover_with_rgb_model_warns_and_gives_rgb(models, images, tmp_
     assert code == 0 and "warning" not in err
 
 
-def test_model_config_is_checked_before_anything_is_allocated(tmp_path):
-    """A small file whose arch_config asks for a huge net fails at once, without allocating it."""
+@pytest.mark.parametrize("arch", [{"name": "qim", "channels": 3, "width": 1500, "depth": 2},
+                                  {"name": "qim", "depth": 200000},  # once 5 minutes, 3.2 GB
+                                  {"name": "qim", "channels": 5_000_000}],  # once 25 s, 3.4 GB (the dither)
+                         ids=["width", "depth", "channels"])
+def test_model_config_is_checked_before_anything_is_allocated(tmp_path, arch):
+    """A small file whose arch_config asks for a huge net fails at once, without building or allocating it."""
     from safetensors.torch import save_file
 
     from steg.models import FORMAT
 
     bad = tmp_path / "huge.safetensors"
-    meta = {"format": FORMAT, "format_version": "1",
-            "arch_config": json.dumps({"name": "qim", "channels": 3, "width": 1500, "depth": 2})}
+    meta = {"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)}
     save_file({"reveal_net.head.0.weight": torch.zeros(1)}, str(bad), metadata=meta)
     code = (
-        "import resource, sys, torch\n"
+        "import resource, sys, time, torch\n"
         "from steg.models import ModelError, load_net\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.monotonic()\n"
         "try:\n"
         "    load_net(sys.argv[1])\n"
         "except ModelError as exc:\n"
         "    print(exc)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+        "print(time.monotonic() - start)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr
-    message, grown_mb = proc.stdout.strip().splitlines()
+    message, grown_mb, seconds = proc.stdout.strip().splitlines()
     assert "weights do not match" in message and str(bad) in message
     assert int(grown_mb) < 100  # a width-1500 qim would take about 650 MB
+    assert float(seconds) < 10  # on 2 shared cores; a few ms alone
 
 
 @pytest.mark.parametrize("arch", [{"name": "zen", "target": "this.Zen"},
