@@ -275,7 +275,7 @@ def _convert_mode(img: Image.Image, channels: int | None = 3) -> Image.Image:
     return img
 
 
-def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
+def load_image(path: str | Path, channels: int | None = 3, max_pixels: int | None = None) -> Image.Image:
     """Load an image file as an 'RGB' (channels=3) or 'L' (channels=1) PIL image.
 
     ``channels=None`` keeps a grey image 'L' and gives anything else as 'RGB'.
@@ -286,10 +286,14 @@ def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
     lie in [0, 1]; grey is replicated to RGB for channels=3; RGB becomes ITU-R
     601 luma for channels=1.
 
+    ``max_pixels``: refuse, from the header and before decoding, an image of
+    more pixels (a caller whose memory grows with the image bounds it so).
+
     Raises:
         ImageError: one-line message naming the file, for a missing,
             unreadable or corrupt file, a decompression bomb (more pixels
-            than ``PIL.Image.MAX_IMAGE_PIXELS``) or an unsupported mode.
+            than ``PIL.Image.MAX_IMAGE_PIXELS``), an image over ``max_pixels``
+            or an unsupported mode.
     """
     if channels not in (1, 3, None):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
@@ -302,6 +306,10 @@ def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if max_pixels is not None and img.width * img.height > max_pixels:
+                    raise ImageError(f"{img.width}x{img.height} is {img.width * img.height / 1e6:.1f} megapixels, "
+                                     f"over the {max_pixels / 1e6:.1f} this command takes (its memory grows with "
+                                     "the image); resize it first")
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
                 return _convert_mode(img, channels)

@@ -548,6 +548,20 @@ def test_hide_never_replaces_an_output_that_appears_while_it_runs(models, images
         assert img.size == (60, 44)
 
 
+def test_hide_and_reveal_refuse_an_image_over_the_stated_size_before_decoding(models, images, tmp_path, capsys):
+    """A small PNG declaring 9000x9000 (once a 5.45 GB peak) is refused in one line from its header."""
+    from steg.cli.images import MAX_PIXELS
+
+    big = tmp_path / "big.png"
+    Image.new("L", (9000, 9000), 128).save(big)
+    assert big.stat().st_size < 200_000 and 9000 * 9000 > MAX_PIXELS
+    for argv in (["hide", big, images["secret"]], ["hide", images["cover"], big], ["reveal", big]):
+        out = tmp_path / "out.png"
+        code, _, err = run(capsys, *argv, "-o", out, "-m", models["ckpt"])
+        line = assert_one_line_error(code, err, big, "9000x9000", "81.0 megapixels", f"{MAX_PIXELS / 1e6:.1f}")
+        assert "resize" in line and not out.exists()
+
+
 def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
     """(type, data) of every chunk of a PNG file but the pixel data (IDAT), in order."""
     data = path.read_bytes()
