@@ -562,6 +562,30 @@ def test_hide_and_reveal_refuse_an_image_over_the_stated_size_before_decoding(mo
         assert "resize" in line and not out.exists()
 
 
+def test_hide_refuses_a_cover_too_small_and_says_how_the_secret_is_fitted(models, images, tmp_path, capsys):
+    for size in ((1, 1), (2000, 3)):
+        tiny_cover = tmp_path / f"cover_{size[0]}x{size[1]}.png"
+        gradient_noise(*size, 3).save(tiny_cover)
+        out = tmp_path / "out.png"
+        code, _, err = run(capsys, "hide", tiny_cover, images["secret"], "-o", out, "-m", models["ckpt"])
+        line = assert_one_line_error(code, err, tiny_cover, f"{size[0]}x{size[1]}", "too small")
+        assert not out.exists()
+    # how the 40x40 secret is fitted to the 60x44 cover is said; no warning for a mild change
+    code, printed, err = run(capsys, "hide", images["cover"], images["secret"], "-o", tmp_path / "a.png",
+                             "-m", models["ckpt"])
+    assert code == 0 and "warning" not in err
+    assert "resized to 60x44 (aspect ratio not kept; --fit crop keeps it)" in printed
+    code, printed, _ = run(capsys, "hide", images["cover"], images["secret"], "-o", tmp_path / "b.png",
+                           "-m", models["ckpt"], "--fit", "crop")
+    assert code == 0 and "centre-cropped (aspect ratio kept)" in printed
+    # a secret shrunk more than 4x on a side: one warning line
+    big_secret = tmp_path / "big_secret.png"
+    gradient_noise(400, 100, 4).save(big_secret)
+    code, _, err = run(capsys, "hide", images["cover"], big_secret, "-o", tmp_path / "c.png", "-m", models["ckpt"])
+    warned = [line for line in err.splitlines() if line.startswith("steg: warning: ")]
+    assert code == 0 and len(warned) == 1 and "400x100" in warned[0] and "shrunk 7x" in warned[0], err
+
+
 def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
     """(type, data) of every chunk of a PNG file but the pixel data (IDAT), in order."""
     data = path.read_bytes()

@@ -21,6 +21,28 @@ _LOSSY_FORMATS = {"JPEG", "WEBP", "GIF", "MPO", "JPEG2000"}
 #: Largest image (pixels) steg hide / steg reveal take: peak memory grows with the image, about 70 bytes a
 #: pixel with the shipped model (1.3 GB at 4096x4096, 2.5 GB at 6000x6000, measured), so about 1.7 GB here.
 MAX_PIXELS = 6000 * 4000
+#: Smallest cover side steg hide takes: the secret is fitted to the cover, so a smaller one keeps next to nothing.
+MIN_COVER_SIDE = 16
+#: steg hide warns when fitting shrinks the secret by more than this factor on a side (most of it is lost).
+SHRINK_WARNING = 4
+
+
+def fit_description(secret_size: tuple[int, int], cover_size: tuple[int, int], fit: str) -> tuple[str, str | None]:
+    """How ``steg hide`` fits the secret to the cover, in words, and a one-line warning if it loses most of it."""
+    (sw, sh), (cw, ch) = secret_size, cover_size
+    if (sw, sh) == (cw, ch):
+        how = "kept at its size"
+    elif fit == "crop":
+        how = f"scaled to cover {cw}x{ch} and centre-cropped (aspect ratio kept)"
+    else:
+        how = f"resized to {cw}x{ch}" + ("" if abs(sw * ch - sh * cw) <= max(sw, sh, cw, ch) else
+                                         " (aspect ratio not kept; --fit crop keeps it)")
+    shrink = max(sw / cw, sh / ch) if fit == "resize" else min(sw / cw, sh / ch)
+    warning = None
+    if shrink > SHRINK_WARNING:
+        warning = (f"the secret ({sw}x{sh}) is shrunk {shrink:.0f}x to fit the {cw}x{ch} cover: most of its detail "
+                   "is lost (use a larger cover)")
+    return how, warning
 
 
 def cmd_hide(args: argparse.Namespace) -> int:
@@ -33,15 +55,22 @@ def cmd_hide(args: argparse.Namespace) -> int:
             raise CLIError(f"{what} image {path} not found")
     # modes kept: hide converts; the size is checked from the header, before decoding
     cover, secret = (load_image(p, None, max_pixels=MAX_PIXELS) for p in (cover_path, secret_path))
+    if min(cover.size) < MIN_COVER_SIDE:
+        raise CLIError(f"cover image {cover_path} is {cover.size[0]}x{cover.size[1]}: too small to hold a secret "
+                       f"(the secret is fitted to the cover; at least {MIN_COVER_SIDE} pixels a side)")
+    how, shrunk = fit_description(secret.size, cover.size, args.fit)
     key = key_arg(args)
     model = load_model(args)
     check_keyed(model, key)
     stego = model.hide(cover, secret, fit=args.fit, key=key)
-    write_output(out, lambda: save_image(stego, out, exclusive=not args.force, format="PNG"))  # no tag: nothing marks a stego image
+    # no tag: nothing marks a stego image
+    write_output(out, lambda: save_image(stego, out, exclusive=not args.force, format="PNG"))
     # After the write, so that an error stays the only line on stderr; only where a key was possible.
     if key is None and getattr(model.net, "keyed", False):
         warnings.warn(NO_KEY_WARNING, UserWarning, stacklevel=1)
-    print(f"hid {secret_path} ({secret.size[0]}x{secret.size[1]}) in {cover_path} -> {out} "
+    if shrunk:
+        warnings.warn(shrunk, UserWarning, stacklevel=1)
+    print(f"hid {secret_path} ({secret.size[0]}x{secret.size[1]}, {how}) in {cover_path} -> {out} "
           f"({stego.size[0]}x{stego.size[1]} {stego.mode} PNG)")
     return 0
 
