@@ -3,7 +3,8 @@
 ``metrics.json`` (strict JSON, read by ``steg compare``)::
 
     model, beta, epochs, steps       # epochs finished, optimizer steps
-    status                           # "finished" | "interrupted" | "failed"
+    status                           # "finished" | "time_limit" | "interrupted" | "failed"
+    time_limit                       # when trainer.max_time stopped it: steps done and planned
     wall_time_s                      # training wall time over every resumed segment
     final, best                      # validation rows (with "epoch" and "step")
     best_per_metric                  # best value of each SUMMARY_METRICS over the run
@@ -190,6 +191,15 @@ def print_summary(report: dict[str, Any]) -> None:
     ]
     if best:
         lines.append(f"best ({best['monitor']}, epoch {best['epoch']}): {fmt(best)}")
+    limit = report.get("time_limit")
+    if limit:
+        planned = limit.get("planned_steps")
+        far = f"step {limit['steps']} of {planned} ({100 * limit['steps'] / planned:.0f}%)" if planned else \
+            f"step {limit['steps']}"
+        lines.append(f"stopped by trainer.max_time ({limit.get('max_time_s') or 0:.0f} s) at {far}")
+        if limit.get("schedule") and planned:
+            lines.append(f"warning: the learning-rate schedule was laid out over {planned} steps, so its later "
+                         "part never happened; raise trainer.max_time or lower trainer.max_epochs")
     paths = report["paths"]
     for key in ("run_dir", "best_checkpoint", "last_checkpoint", "csv", "last_grid", "loss_curves", "error_histograms"):
         if paths.get(key):

@@ -57,6 +57,9 @@ def _check_config(cfg: DictConfig) -> None:
     beta = cfg.beta
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
         raise ValueError(f"beta must be a number >= 0 (the weight of the secret loss), got {beta!r}")
+    lr = (cfg.get("optimizer") or {}).get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0):
+        raise ValueError(f"optimizer.lr must be a number > 0 (the learning rate), got {lr!r}")
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
 
@@ -234,7 +237,8 @@ def train(cfg: DictConfig) -> float | None:
     ``config.yaml`` (resolved) and ``metrics.json``; prints a summary. With
     ``ckpt_path`` the run continues (config, history, best checkpoint, CSV rows,
     W&B run). Ctrl-C or a failure during training still writes the report, plots
-    and summary (``status`` "interrupted" / "failed"), then re-raises.
+    and summary (``status`` "interrupted" / "failed"), then re-raises. A run that
+    ``trainer.max_time`` stopped before its planned end has ``status`` "time_limit".
 
     Raises:
         ValueError / FileNotFoundError: a bad setting, named in one line, before
@@ -282,13 +286,21 @@ def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> flo
         # Lightning turns Ctrl-C into SystemExit(1), and SIGTERM into a SystemExit subclass.
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status, error = ("interrupted" if interrupted else "failed"), exc
+        if interrupted:
+            error = ("interrupted by SIGTERM" if type(exc).__name__ == "SIGTERMException"
+                     else "interrupted by Ctrl-C (SIGINT)")
         for cb in (callback(trainer, MetricHistory), callback(trainer, ErrorHistograms)):
             if cb is not None:
                 cb.write_plot(trainer)
         raise
     finally:
+        stopped = _time_limit(trainer) if status == "finished" else None
+        if stopped:
+            status = "time_limit"
         report = build_report(trainer, run_dir, cfg, parts["module"].net.name, status,
                               None if error is None else one_line(error))
+        if stopped:
+            report["time_limit"] = {**stopped, "schedule": bool(cfg.get("scheduler"))}
         if trainer.is_global_zero:
             report = write_report(report, run_dir)
         for logger in trainer.loggers:
@@ -298,6 +310,24 @@ def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> flo
         if trainer.is_global_zero:
             print_summary(report)
     return _optimized_value(cfg, report)
+
+
+def _time_limit(trainer: L.Trainer) -> dict[str, Any] | None:
+    """``max_time``, steps done and planned, when ``trainer.max_time`` ended the run before its planned end."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = callback(trainer, Timer)
+    remaining = timer.time_remaining("train") if timer is not None else None
+    if remaining is None or remaining > 0:
+        return None
+    try:
+        planned = trainer.estimated_stepping_batches
+    except Exception:  # noqa: BLE001 - no finite length (max_epochs=-1): any stop by time is early
+        planned = float("inf")
+    if trainer.global_step >= planned:
+        return None
+    return {"max_time_s": round(timer._duration, 3) if timer._duration else None, "steps": trainer.global_step,
+            "planned_steps": planned if planned != float("inf") else None}
 
 
 def _optimized_value(cfg: DictConfig, report: dict[str, Any]) -> float | None:

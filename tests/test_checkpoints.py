@@ -103,6 +103,7 @@ def test_ctrl_c_writes_summary_report_and_plots(tiny_cfg, tmp_path, capsys):
     run = tmp_path / "run"
     report = json.loads((run / "metrics.json").read_text())
     assert report["status"] == "interrupted" and report["epochs"] == 1
+    assert report["error"] == "interrupted by Ctrl-C (SIGINT)"  # not "SystemExit: 1"
     assert (run / "plots" / "loss_curves.png").is_file() and (run / "plots" / "error_histograms.png").is_file()
     assert _ckpt(run / "checkpoints" / "last.ckpt")["epoch"] == 0
     assert "(INTERRUPTED)" in capsys.readouterr().out
@@ -144,6 +145,28 @@ def test_resumed_runs_sync_line_names_every_wandb_folder(tmp_path, monkeypatch, 
     assert len(sync) == 1 and all(str(p) in sync[0] for p in folders), sync
     report = json.loads((second / "metrics.json").read_text())
     assert sorted(report["paths"]["wandb_runs"]) == [str(p) for p in folders] and report["epochs"] == 3
+
+
+def test_run_stopped_by_max_time_says_so_and_how_far_it_got(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg(["scheduler=step"])
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 500
+        cfg.trainer.max_time = "00:00:00:02"
+    train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    limit = report["time_limit"]
+    assert report["status"] == "time_limit" and 0 < limit["steps"] == report["steps"] < limit["planned_steps"]
+    assert limit["planned_steps"] == 500 * 3 and limit["max_time_s"] == 2
+    out = capsys.readouterr().out
+    assert "(TIME_LIMIT)" in out
+    assert f"stopped by trainer.max_time (2 s) at step {limit['steps']} of 1500" in out
+    assert "warning: the learning-rate schedule was laid out over 1500 steps" in out
+
+
+def test_bad_learning_rate_is_refused_before_anything_is_written(tiny_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"optimizer.lr must be a number > 0 \(the learning rate\), got -1"):
+        train(tiny_cfg(["optimizer.lr=-1"]))
+    assert not (tmp_path / "run").exists()
 
 
 def test_optimized_metric_that_was_never_logged_is_an_error():
