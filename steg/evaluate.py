@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from PIL import Image
 
-from steg.io import IMAGE_EXTENSIONS, ImageError, find_images, fit_image, load_image, square_image, to_tensor
+from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, fit_image, load_image, square_image, to_tensor
 from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
 from steg.quantize import quantize
 
@@ -84,8 +84,13 @@ class EvalResult:
         return len(self.rows)
 
 
-def folder_pairs(covers: str | Path, secrets: str | Path | None = None) -> list[tuple[Path, Path]]:
+def folder_pairs(covers: str | Path, secrets: str | Path | None = None,
+                 skipped: list[str] | None = None) -> list[tuple[Path, Path]]:
     """(cover, secret) paths: one folder (image i hides image i+1) or two folders zipped in sorted order.
+
+    One folder: unreadable images (:func:`steg.io.check_images`) are left out
+    before pairing, so that one bad file costs one pair, not two; each is
+    warned about in one line and appended to ``skipped``.
 
     Raises:
         EvalError: one line naming the folder, if it is missing, not a folder,
@@ -110,6 +115,15 @@ def folder_pairs(covers: str | Path, secrets: str | Path | None = None) -> list[
                 f"--covers {covers} holds {len(cover_paths)} image; at least 2 are needed "
                 "(image i hides image i+1), or give --secrets DIR"
             )
+        cover_paths, bad = check_images(cover_paths)
+        for path in bad:
+            line = f"{path}: unreadable or corrupt image, left out of the pairing"
+            if skipped is not None:
+                skipped.append(line)
+            _warn(f"skipping {line}")
+        if len(cover_paths) < 2:
+            raise EvalError(f"--covers {covers} holds {len(cover_paths)} readable image(s); at least 2 are needed "
+                            "(image i hides image i+1), or give --secrets DIR")
         return [(cover_paths[i], cover_paths[(i + 1) % len(cover_paths)]) for i in range(len(cover_paths))]
     return list(zip(cover_paths, images(Path(secrets), "--secrets")))
 

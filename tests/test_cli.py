@@ -446,8 +446,12 @@ def test_eval_skips_unreadable_images(models, tmp_path, capsys):
     code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--json", report_path)
     assert code == 0, err
     assert "warning" in err and "img_01.png" in err
+    assert err.count("img_01.png") == 1  # one warning line for the one bad file
     report = json.loads(report_path.read_text())
-    assert report["n"] == 1 and len(report["skipped"]) == 2  # the pairs (0, 1) and (1, 2)
+    # one bad image costs one pair: 00 hides 02 and 02 hides 00 (once 2 of 3 pairs were dropped)
+    assert report["n"] == 2 and len(report["skipped"]) == 1 and "img_01.png" in report["skipped"][0]
+    assert [(Path(r["cover"]).name, Path(r["secret"]).name) for r in report["images"]] == [
+        ("img_00.png", "img_02.png"), ("img_02.png", "img_00.png")]
 
 
 def test_samples_writes_the_held_out_photos_and_refuses_to_overwrite(tmp_path, capsys):

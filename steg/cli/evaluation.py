@@ -68,8 +68,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
     attacks = _parse_attack_option(args.attack)  # before anything slow: a bad spec fails at once
+    left_out: list[str] = []  # unreadable images left out before pairing
     try:
-        pairs = folder_pairs(args.covers, args.secrets)
+        pairs = folder_pairs(args.covers, args.secrets, skipped=left_out)
     except EvalError as exc:
         raise CLIError(str(exc)) from None
     if args.limit is not None:
@@ -102,8 +103,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print("\nrevealed secret under real distortions (Pillow codecs; 8-bit; mean over pairs):")
         print(attack_table(result.attack_summary))
+    result.skipped[:0] = left_out
     if result.skipped:
-        print(f"skipped {len(result.skipped)} pair(s)")
+        print(f"skipped {len(left_out)} unreadable image(s) and {len(result.skipped) - len(left_out)} pair(s)"
+              if left_out else f"skipped {len(result.skipped)} pair(s)")
 
     if out_dir is not None:
         from steg.io import save_image
