@@ -20,9 +20,24 @@ GROUPS = {
     "logger": ["wandb", "csv"],
     "callbacks": ["default", "guarded"],
     "debug": ["fast", "overfit", "limit", "profiler"],
-    "hparams_search": ["optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
+    "hparams_search": ["optuna", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
                        "optuna_subpixel_full", "optuna_unet"],
 }
+
+
+def test_help_lists_only_options_not_base_files():
+    """`train.py --help` lists what a user can choose: no shared base file, no W&B sweep file."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    groups = proc.stdout.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
+    listed = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in groups.splitlines() if ": " in line}
+    assert "hparams_search" in listed and "optuna_cnn" in listed["hparams_search"]
+    assert "optuna_base" not in groups and "wandb_sweep" not in groups and "sweeps" not in listed
 
 
 def options(group: str) -> list[str]:
