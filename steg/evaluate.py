@@ -247,19 +247,37 @@ def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int 
         values = [r[key] for r in result.rows if not math.isnan(r[key])]
         result.summary[key] = statistics.fmean(values) if values else float("nan")
         result.summary[f"{key}_median"] = statistics.median(values) if values else float("nan")
+        result.summary[f"{key}_ci95"] = ci95(values)
     if attacks:
         result.attack_summary = summarize(result.attack_rows)
     return result
 
 
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t); NaN under 2 values.
+
+    Two figures whose difference is within it (on the same images) are a tie.
+
+    >>> round(ci95([1.0, 2.0, 3.0]), 3)
+    2.484
+    """
+    if len(values) < 2:
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
+
+
 def table(summary: dict[str, Any]) -> str:
-    """The summary as the text table ``steg eval`` prints (mean and median per metric)."""
-    lines = [f"{'':22s}{'metric':10s}{'mean':>10s}{'':3s}{'median':>9s}"]
+    """The summary as the text table ``steg eval`` prints (mean +- 95% CI of the mean, and median per metric)."""
+    lines = [f"{'':22s}{'metric':10s}{'mean':>10s}{'':3s}{'95% CI':>10s}{'median':>10s}"]
     units = {"psnr": ("PSNR", " dB", 2), "ssim": ("SSIM", "", 4), "apd": ("APD 0-255", "", 2)}
     for pair in PAIRS:
         for i, metric in enumerate(METRIC_NAMES):
             name, unit, digits = units[metric]
             mean, median = summary[f"{metric}_{pair}"], summary[f"{metric}_{pair}_median"]
+            ci = summary.get(f"{metric}_{pair}_ci95", float("nan"))
             label = HISTOGRAMS[pair] if i == 0 else ""
-            lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{median:>9.{digits}f}{unit}")
+            lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{'+- ' + format(ci, f'.{digits}f'):>10s}"
+                         f"{median:>10.{digits}f}{unit}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 import torch
 from PIL import Image
 
@@ -374,6 +375,9 @@ def _check_report(report: dict, n: int) -> None:
         assert key == "n" or math.isfinite(report[key]), (key, report[key])
         if key != "n":
             assert math.isfinite(report[f"{key}_median"])
+            values = [row[key] for row in report["images"]]  # the 95% CI of the mean, per image spread
+            half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+            assert report[f"{key}_ci95"] == pytest.approx(half, rel=1e-9, abs=1e-12)
     assert report["n"] == n == len(report["images"])
     assert 0 <= report["apd_stego"] <= 255 and -1 <= report["ssim_secret"] <= 1
     assert report["psnr_stego"] > 0
@@ -388,7 +392,7 @@ def test_eval_one_folder(models, tmp_path, capsys):
     code, out, err = run(capsys, "eval", "--model", models["export"], "--covers", covers,
                          "--json", report_path, "--out", out_dir)
     assert code == 0, err
-    assert "PSNR" in out and "SSIM" in out and "median" in out
+    assert "PSNR" in out and "SSIM" in out and "median" in out and "95% CI" in out and "tie" in out
     report = json.loads(report_path.read_text())
     _check_report(report, 3)
     # one folder: image i hides image i + 1, wrapping

@@ -98,6 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"pairs: {result.n} ({'one folder, image i hides image i+1' if one_folder else 'two folders'}), "
           f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
     print(table(result.summary))
+    print("95% CI: of the mean over these images (Student's t); a difference within it is a tie")
     if attacks:
         from steg.attacks import attack_table
 
