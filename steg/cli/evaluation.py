@@ -187,7 +187,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     except OnnxError as exc:
         raise CLIError(str(exc)) from exc
     print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
-          "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
+          "uint8 (N, C, H, W) in and out, dynamic N, H, W: any H, W >= the net's size multiple, padded inside)")
     if json.loads(read_metadata(paths["hide"])["arch_config"]).get("keyed"):
         warnings.warn(KEYED_ONNX_WARNING, UserWarning, stacklevel=1)
     return 0
