@@ -32,7 +32,7 @@ from steg.io import write_text
 from steg.metrics import SUMMARY_METRICS, higher_is_better
 
 __all__ = ["build_report", "write_report", "finite_json", "print_summary", "log_to_wandb", "callback",
-           "wandb_segments"]
+           "wandb_segments", "wandb_started"]
 
 
 def callback(trainer: L.Trainer, kind: type) -> Any:
@@ -80,7 +80,7 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
     grids, hists, state = callback(trainer, ImageGrids), callback(trainer, ErrorHistograms), callback(trainer, RunState)
     wandb_dir, wandb_dirs = None, []
     for logger in trainer.loggers if trainer.is_global_zero else []:
-        if isinstance(logger, WandbLogger):
+        if isinstance(logger, WandbLogger) and wandb_started(logger):
             wandb_dir = str(Path(logger.experiment.dir).parent)
             wandb_dirs = wandb_segments(Path(wandb_dir), run_dir, cfg.get("ckpt_path"))
     paths = {
@@ -115,6 +115,11 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
     if error:
         report["error"] = error
     return report
+
+
+def wandb_started(logger: WandbLogger) -> bool:
+    """Whether the logger's W&B run started (touching ``logger.experiment`` otherwise would try again, and may fail)."""
+    return getattr(logger, "_experiment", None) is not None
 
 
 def wandb_segments(current: Path, run_dir: Path, ckpt_path: str | None) -> list[str]:

@@ -21,7 +21,7 @@ from steg.callbacks import ErrorHistograms, MetricHistory
 from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
 from steg.io import lock_folder, one_line, write_text
 from steg.metrics import higher_is_better
-from steg.reporting import build_report, callback, log_to_wandb, print_summary, write_report
+from steg.reporting import build_report, callback, log_to_wandb, print_summary, wandb_started, write_report
 
 __all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
 
@@ -275,12 +275,12 @@ def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> flo
             old_csv = Path(cfg.ckpt_path).resolve().parent.parent / "csv" / "metrics.csv"
             continue_csv(run_dir / "csv" / "metrics.csv", old_csv, resume["global_step"])
     state = callback(trainer, RunState)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-            state.wandb_id = logger.experiment.id
     status, error = "finished", None
     try:
+        for logger in trainer.loggers:  # W&B starts here (an online login may fail): inside, so a report is written
+            logger.log_hyperparams(resolved)
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                state.wandb_id = logger.experiment.id
         trainer.fit(parts["module"], datamodule=parts["datamodule"], ckpt_path=cfg.get("ckpt_path"))
     except BaseException as exc:
         # Lightning turns Ctrl-C into SystemExit(1), and SIGTERM into a SystemExit subclass.
@@ -304,9 +304,9 @@ def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> flo
         if trainer.is_global_zero:
             report = write_report(report, run_dir)
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb_started(logger):
                 log_to_wandb(trainer, report)
-                logger.experiment.finish(exit_code=0 if status == "finished" else 1)
+                logger.experiment.finish(exit_code=0 if status in ("finished", "time_limit") else 1)
         if trainer.is_global_zero:
             print_summary(report)
     return _optimized_value(cfg, report)

@@ -127,6 +127,22 @@ def test_failed_run_is_marked_failed_and_its_wandb_run_exits_non_zero(tiny_cfg, 
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+def test_failed_wandb_login_still_writes_a_failed_report(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def no_login(*args, **kwargs):
+        raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    monkeypatch.setattr(wandb, "init", no_login)
+    cfg = tiny(compose_train(["logger=wandb", "logger.wandb.offline=false"]), tmp_path / "run")
+    with pytest.raises(wandb.errors.UsageError):
+        train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["status"] == "failed" and "api_key not configured" in report["error"]
+    assert report["epochs"] == 0 and report["paths"]["wandb_run"] is None
+    assert "(FAILED)" in capsys.readouterr().out
+
+
 def test_resumed_runs_sync_line_names_every_wandb_folder(tmp_path, monkeypatch, capsys):
     """A run resumed in place and then into a new folder: one W&B id, three folders, all in the sync line."""
     first, second = tmp_path / "first", tmp_path / "second"
