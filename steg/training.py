@@ -7,12 +7,14 @@ run resumes: :mod:`steg.checkpoints`; what a run reports: :mod:`steg.reporting`.
 
 from __future__ import annotations
 
+import logging
 import numbers
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -45,9 +47,38 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
                          distortion=distortion)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
+    if cfg.trainer.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(StegProgressBar())
+    if cfg.trainer.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in callbacks):
+        callbacks.append(StegModelSummary())
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     return {"datamodule": datamodule, "module": module, "trainer": trainer}
+
+
+class StegProgressBar(TQDMProgressBar):
+    """Lightning's progress bar with every float shown to 4 significant digits (a loss of 0.001234, not 0.001)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in super().get_metrics(trainer, pl_module).items()}
+
+
+class StegModelSummary(ModelSummary):
+    """Lightning's model summary without FLOPs when they were not counted (no example input: "Total FLOPs: 0")."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes,
+                  total_flops, **summarize_kwargs) -> None:
+        from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
+
+        if total_flops:
+            return ModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                                          total_training_modes, total_flops, **summarize_kwargs)
+        columns = [c for c in summary_data if c[0] != "FLOPs"]
+        table = _format_summary_table(total_parameters, trainable_parameters, model_size, total_training_modes,
+                                      0, *columns)
+        table = "\n".join(line for line in table.splitlines() if not line.endswith("Total Flops"))
+        logging.getLogger("lightning.pytorch.callbacks.model_summary").info("\n" + table)
 
 
 def _check_config(cfg: DictConfig) -> None:

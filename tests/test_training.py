@@ -146,3 +146,29 @@ def test_second_run_in_a_locked_run_folder_stops_at_once(tiny_cfg, tmp_path):
         holder.wait()
     train(tiny_cfg())  # the lock ends with its process
     assert (run_dir / "metrics.json").is_file()
+
+
+def test_progress_bar_shows_4_significant_digits_and_the_summary_no_zero_flops(tiny_cfg, monkeypatch, caplog):
+    import logging
+
+    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+
+    from steg.training import StegModelSummary, StegProgressBar, instantiate_run
+
+    monkeypatch.setattr(ProgressBar, "get_metrics", lambda self, trainer, module: {
+        "train/loss": 0.0012345678, "train/secret_psnr": -34.56789, "v_num": 3})
+    assert StegProgressBar().get_metrics(None, None) == {"train/loss": "0.001235", "train/secret_psnr": "-34.57",
+                                                         "v_num": 3}
+    cfg = tiny_cfg()
+    with open_dict(cfg):
+        cfg.trainer.enable_progress_bar = True
+        cfg.trainer.enable_model_summary = True
+    parts = instantiate_run(cfg)
+    trainer = parts["trainer"]
+    assert isinstance(trainer.progress_bar_callback, StegProgressBar)
+    summary = next(c for c in trainer.callbacks if isinstance(c, StegModelSummary))
+    parts["module"].trainer = trainer
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.callbacks.model_summary"):
+        summary.on_fit_start(trainer, parts["module"])
+    text = caplog.text
+    assert "Total params" in text and "Flops" not in text and "FLOPs" not in text
