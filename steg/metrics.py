@@ -31,7 +31,7 @@ def higher_is_better(metric: str) -> bool:
     """Direction of a logged metric, from its name: the one rule for training, sweeps and reports.
 
     ``[stage/]psnr_*`` and ``[stage/]ssim_*`` are maximised; everything else (losses,
-    loss terms such as ``val/cover_psnr`` = -PSNR, ``apd_*``) is minimised.
+    loss terms such as ``val/loss/cover_psnr`` = -PSNR, ``apd_*``) is minimised.
 
     >>> higher_is_better("val/psnr_secret"), higher_is_better("val/loss"), higher_is_better("val/cover_psnr")
     (True, False, False)

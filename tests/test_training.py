@@ -172,3 +172,17 @@ def test_progress_bar_shows_4_significant_digits_and_the_summary_no_zero_flops(t
         summary.on_fit_start(trainer, parts["module"])
     text = caplog.text
     assert "Total params" in text and "Flops" not in text and "FLOPs" not in text
+
+
+def test_loss_terms_are_named_as_losses_not_like_metrics(tiny_cfg, tmp_path):
+    """val/secret_psnr (-PSNR, a loss term) once sat beside val/psnr_secret (the metric): terms go under val/loss/."""
+    train(tiny_cfg())
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    keys = set(report["final"])
+    assert {"val/loss", "val/loss/cover_mse", "val/loss/secret_mse", "val/loss/secret_psnr", "val/psnr_secret"} <= keys
+    assert report["final"]["val/loss/secret_psnr"] < 0 < report["final"]["val/psnr_secret"]
+    stray = [k for k in keys if k.startswith(("val/cover_", "val/secret_", "train/cover_", "train/secret_"))]
+    assert not stray, stray
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert "val/loss/secret_psnr" in header and "val/secret_psnr" not in header
