@@ -156,8 +156,8 @@ def test_progress_bar_shows_4_significant_digits_and_the_summary_no_zero_flops(t
     from steg.training import StegModelSummary, StegProgressBar, instantiate_run
 
     monkeypatch.setattr(ProgressBar, "get_metrics", lambda self, trainer, module: {
-        "train/loss": 0.0012345678, "train/secret_psnr": -34.56789, "v_num": 3})
-    assert StegProgressBar().get_metrics(None, None) == {"train/loss": "0.001235", "train/secret_psnr": "-34.57",
+        "train/loss": 0.0012345678, "train/loss/secret_psnr": -34.56789, "v_num": 3})
+    assert StegProgressBar().get_metrics(None, None) == {"train/loss": "0.001235", "train/loss/secret_psnr": "-34.57",
                                                          "v_num": 3}
     cfg = tiny_cfg()
     with open_dict(cfg):
