@@ -750,3 +750,26 @@ def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, im
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert stego.is_file() and revealed.is_file()
+
+
+@pytest.mark.slow
+def test_readme_robustness_table_is_what_its_command_measures(tmp_path, capsys):
+    """The README's robustness row, re-measured with the command written beside it (the shipped model)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| revealed PSNR (dB) | "))
+    header = readme.splitlines()[readme.splitlines().index(row) - 2]
+    attacks = [a.strip() for a in header.strip("|").split("|")[1:]]
+    documented = dict(zip(attacks, (float(v) for v in row.strip("|").split("|")[1:])))
+    assert main(["samples", str(tmp_path / "photos")]) == 0
+    report = tmp_path / "r.json"
+    assert main(["eval", "--covers", str(tmp_path / "photos"), "--size", "256", "--json", str(report),
+                 "--attack", ",".join(a for a in attacks if a != "none")]) == 0
+    capsys.readouterr()
+    measured = json.loads(report.read_text())
+    assert documented["none"] == round(measured["psnr_secret"], 2)
+    for attack, value in documented.items():
+        if attack != "none":
+            assert value == pytest.approx(measured["attacks"][attack]["psnr_secret"], abs=0.011), attack
+    assert re.search(r"--attack jpeg:90,jpeg:75,webp:80,noise:2,resize:0.5,blur:1,crop:0.9", readme)
