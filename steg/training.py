@@ -89,8 +89,8 @@ def _check_config(cfg: DictConfig) -> None:
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta >= 0:
         raise ValueError(f"beta must be a number >= 0 (the weight of the secret loss), got {beta!r}")
     lr = (cfg.get("optimizer") or {}).get("lr")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0):
-        raise ValueError(f"optimizer.lr must be a number > 0 (the learning rate), got {lr!r}")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr >= 0):
+        raise ValueError(f"optimizer.lr must be a number >= 0 (the learning rate), got {lr!r}")
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
 

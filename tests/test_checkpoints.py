@@ -180,7 +180,7 @@ def test_run_stopped_by_max_time_says_so_and_how_far_it_got(tiny_cfg, tmp_path, 
 
 
 def test_bad_learning_rate_is_refused_before_anything_is_written(tiny_cfg, tmp_path):
-    with pytest.raises(ValueError, match=r"optimizer.lr must be a number > 0 \(the learning rate\), got -1"):
+    with pytest.raises(ValueError, match=r"optimizer.lr must be a number >= 0 \(the learning rate\), got -1"):
         train(tiny_cfg(["optimizer.lr=-1"]))
     assert not (tmp_path / "run").exists()
 
