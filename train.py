@@ -25,14 +25,14 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _remove_if_untouched(run_dir: Path) -> None:
-    """Remove the run folder if it holds only Hydra's .hydra/ (the run failed before writing anything)."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+    """Remove the run folder if it holds only Hydra's .hydra/ and the lock (the run failed before writing anything)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", ".lock"}:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from steg.io import one_line
+    from steg.io import FolderLockedError, one_line
     from steg.training import train
 
     try:
@@ -43,7 +43,8 @@ def main(cfg: DictConfig) -> float | None:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         run_dir = Path(cfg.paths.run_dir)
-        _remove_if_untouched(run_dir)
+        if not isinstance(exc, FolderLockedError):  # the folder is the other run's
+            _remove_if_untouched(run_dir)
         kept = f" (run folder kept, marked failed: {run_dir})" if (run_dir / "metrics.json").is_file() else ""
         print(f"error: {one_line(_root_cause(exc))}{kept}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from PIL import Image
 
-from steg.io import IMAGE_EXTENSIONS, ImageError, find_images, fit_image, load_image, square_image, to_tensor
+from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, fit_image, load_image, square_image, to_tensor
 from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
 from steg.quantize import quantize
 
@@ -84,8 +84,13 @@ class EvalResult:
         return len(self.rows)
 
 
-def folder_pairs(covers: str | Path, secrets: str | Path | None = None) -> list[tuple[Path, Path]]:
+def folder_pairs(covers: str | Path, secrets: str | Path | None = None,
+                 skipped: list[str] | None = None) -> list[tuple[Path, Path]]:
     """(cover, secret) paths: one folder (image i hides image i+1) or two folders zipped in sorted order.
+
+    One folder: unreadable images (:func:`steg.io.check_images`) are left out
+    before pairing, so that one bad file costs one pair, not two; each is
+    warned about in one line and appended to ``skipped``.
 
     Raises:
         EvalError: one line naming the folder, if it is missing, not a folder,
@@ -110,6 +115,15 @@ def folder_pairs(covers: str | Path, secrets: str | Path | None = None) -> list[
                 f"--covers {covers} holds {len(cover_paths)} image; at least 2 are needed "
                 "(image i hides image i+1), or give --secrets DIR"
             )
+        cover_paths, bad = check_images(cover_paths)
+        for path in bad:
+            line = f"{path}: unreadable or corrupt image, left out of the pairing"
+            if skipped is not None:
+                skipped.append(line)
+            _warn(f"skipping {line}")
+        if len(cover_paths) < 2:
+            raise EvalError(f"--covers {covers} holds {len(cover_paths)} readable image(s); at least 2 are needed "
+                            "(image i hides image i+1), or give --secrets DIR")
         return [(cover_paths[i], cover_paths[(i + 1) % len(cover_paths)]) for i in range(len(cover_paths))]
     return list(zip(cover_paths, images(Path(secrets), "--secrets")))
 
@@ -233,19 +247,37 @@ def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int 
         values = [r[key] for r in result.rows if not math.isnan(r[key])]
         result.summary[key] = statistics.fmean(values) if values else float("nan")
         result.summary[f"{key}_median"] = statistics.median(values) if values else float("nan")
+        result.summary[f"{key}_ci95"] = ci95(values)
     if attacks:
         result.attack_summary = summarize(result.attack_rows)
     return result
 
 
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t); NaN under 2 values.
+
+    Two figures whose difference is within it (on the same images) are a tie.
+
+    >>> round(ci95([1.0, 2.0, 3.0]), 3)
+    2.484
+    """
+    if len(values) < 2:
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
+
+
 def table(summary: dict[str, Any]) -> str:
-    """The summary as the text table ``steg eval`` prints (mean and median per metric)."""
-    lines = [f"{'':22s}{'metric':10s}{'mean':>10s}{'':3s}{'median':>9s}"]
+    """The summary as the text table ``steg eval`` prints (mean +- 95% CI of the mean, and median per metric)."""
+    lines = [f"{'':22s}{'metric':10s}{'mean':>10s}{'':3s}{'95% CI':>10s}{'median':>10s}"]
     units = {"psnr": ("PSNR", " dB", 2), "ssim": ("SSIM", "", 4), "apd": ("APD 0-255", "", 2)}
     for pair in PAIRS:
         for i, metric in enumerate(METRIC_NAMES):
             name, unit, digits = units[metric]
             mean, median = summary[f"{metric}_{pair}"], summary[f"{metric}_{pair}_median"]
+            ci = summary.get(f"{metric}_{pair}_ci95", float("nan"))
             label = HISTOGRAMS[pair] if i == 0 else ""
-            lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{median:>9.{digits}f}{unit}")
+            lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{'+- ' + format(ci, f'.{digits}f'):>10s}"
+                         f"{median:>10.{digits}f}{unit}")
     return "\n".join(lines)

@@ -12,12 +12,14 @@ command line (:mod:`steg.cli`); it imports neither Lightning nor Hydra, so
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import struct
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -28,6 +30,8 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "write_atomic",
+    "FolderLockedError",
+    "lock_folder",
     "write_bytes",
     "write_text",
     "save_image",
@@ -77,7 +81,8 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str | None = None) -> Path:
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: str | None = None,
+                 exclusive: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
     The temporary file lives in the target's folder (a rename across file systems
@@ -86,6 +91,13 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
     or the new one, never a half-written file; the temporary file is removed on
     any Python-level failure. ``suffix``: the temporary file's ending, for
     writers that pick a format from it (Pillow); default ``.tmp``.
+
+    ``exclusive``: publish with a hard link instead of a rename, which fails
+    if ``path`` exists (even if another process made it after any earlier
+    check): two writers never both succeed and neither output is lost.
+
+    Raises:
+        FileExistsError: ``exclusive`` and ``path`` exists (nothing is changed).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,16 +108,82 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
-        os.replace(tmp, path)
+        if exclusive:
+            _publish_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
-    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+def _publish_exclusive(tmp: str, path: Path) -> None:
+    """Give the finished ``tmp`` the name ``path`` unless ``path`` exists (atomically), then drop ``tmp``."""
+    try:
+        os.link(tmp, path)  # atomic, and fails with FileExistsError if path exists
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists (another process wrote it meanwhile)", str(path)) from None
+    except OSError:  # a file system without hard links: O_EXCL claims the name, then the rename fills it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
+        os.close(fd)
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+#: Name of the lock file :func:`lock_folder` keeps in a folder.
+LOCK_NAME = ".lock"
+
+
+class FolderLockedError(RuntimeError):
+    """A folder another process holds with :func:`lock_folder`; the message is one line."""
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.
+
+    The lock is ``flock`` on ``folder/.lock``, released by the kernel when the
+    process ends however it ends (so a killed run leaves no stale lock). A
+    folder this call created that holds only the lock file at the end is
+    removed. Where ``fcntl`` is missing (Windows) nothing is locked.
+
+    Raises:
+        FolderLockedError: at once, if another process holds it (naming its pid).
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield folder
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FolderLockedError(
+                f"{what} {folder} is in use by another process (pid {holder}); wait for it to end or choose another"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        try:
+            yield folder
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # nothing was written
+                (folder / LOCK_NAME).unlink(missing_ok=True)
+                folder.rmdir()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`, also for ``exclusive``)."""
+    return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), exclusive=exclusive)
 
 
 def json_safe(value: Any, bad: list[str] | None = None, path: str = "") -> Any:
@@ -130,15 +208,18 @@ def json_safe(value: Any, bad: list[str] | None = None, path: str = "") -> Any:
     return value
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, exclusive: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`, also for ``exclusive``)."""
+    return write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, **kwargs) -> Path:
-    """Save a PIL image atomically; the format follows ``path``'s ending (or ``format=``)."""
+def save_image(img: Image.Image, path: str | os.PathLike, exclusive: bool = False, **kwargs) -> Path:
+    """Save a PIL image atomically; the format follows ``path``'s ending (or ``format=``).
+
+    ``exclusive``: fail with FileExistsError rather than replace an existing ``path`` (:func:`write_atomic`).
+    """
     path = Path(path)
-    return write_atomic(path, lambda tmp: img.save(tmp, **kwargs), suffix=path.suffix)
+    return write_atomic(path, lambda tmp: img.save(tmp, **kwargs), suffix=path.suffix, exclusive=exclusive)
 
 
 # --------------------------------------------------------------------------- #
@@ -205,7 +286,7 @@ def _convert_mode(img: Image.Image, channels: int | None = 3) -> Image.Image:
     return img
 
 
-def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
+def load_image(path: str | Path, channels: int | None = 3, max_pixels: int | None = None) -> Image.Image:
     """Load an image file as an 'RGB' (channels=3) or 'L' (channels=1) PIL image.
 
     ``channels=None`` keeps a grey image 'L' and gives anything else as 'RGB'.
@@ -216,10 +297,14 @@ def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
     lie in [0, 1]; grey is replicated to RGB for channels=3; RGB becomes ITU-R
     601 luma for channels=1.
 
+    ``max_pixels``: refuse, from the header and before decoding, an image of
+    more pixels (a caller whose memory grows with the image bounds it so).
+
     Raises:
         ImageError: one-line message naming the file, for a missing,
             unreadable or corrupt file, a decompression bomb (more pixels
-            than ``PIL.Image.MAX_IMAGE_PIXELS``) or an unsupported mode.
+            than ``PIL.Image.MAX_IMAGE_PIXELS``), an image over ``max_pixels``
+            or an unsupported mode.
     """
     if channels not in (1, 3, None):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
@@ -232,6 +317,10 @@ def load_image(path: str | Path, channels: int | None = 3) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if max_pixels is not None and img.width * img.height > max_pixels:
+                    raise ImageError(f"{img.width}x{img.height} is {img.width * img.height / 1e6:.1f} megapixels, "
+                                     f"over the {max_pixels / 1e6:.1f} this command takes (its memory grows with "
+                                     "the image); resize it first")
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
                 return _convert_mode(img, channels)

@@ -45,7 +45,7 @@ def higher_is_better(metric: str) -> bool:
 
     ``[stage/]NAME_PAIR`` of a per-pair metric takes its torchmetrics class's
     ``higher_is_better`` (:data:`METRIC_NAMES`: PSNR and SSIM are maximised, the pixel
-    error minimised); everything else (losses, loss terms such as ``val/cover_psnr`` =
+    error minimised); everything else (losses, loss terms such as ``val/loss/cover_psnr`` =
     -PSNR) is minimised.
 
     >>> higher_is_better("val/psnr_secret"), higher_is_better("val/loss"), higher_is_better("val/cover_psnr")

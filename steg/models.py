@@ -13,13 +13,16 @@
 The architecture config decides nothing before the weights are checked: the
 net is first built on PyTorch's ``meta`` device (no memory), its parameter
 names and shapes compared with the file's, and only then built for real, so a
-tiny file cannot make steg allocate gigabytes. Rebuilding a user's own
-architecture imports the module its ``target`` names (see
-:mod:`steg.nets.registry` for that trust model).
+tiny file cannot make steg allocate gigabytes; the meta build itself stops once
+the net registers more parts than the file's tensor count (from its header) can
+fill, so ``depth=200000`` in a 200-byte file fails in milliseconds. A ``target`` that is not built
+in is refused before any import unless the user named it (``--allow-arch``,
+:func:`steg.nets.allow_target`; see :mod:`steg.nets.registry` for that trust model).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -31,6 +34,7 @@ import torch
 
 from steg.io import one_line, write_atomic
 from steg.nets import StegNet, net_class
+from steg.nets.registry import model_file_targets
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -221,16 +225,68 @@ def _arch_text(arch: dict[str, Any]) -> str:
     return f"{arch.get('name')!s}({args})"
 
 
+#: A net registers at most this many parameters, buffers and submodules per tensor of its file (plus
+#: :data:`_SLACK`) while it is built: activations, pooling and non-persistent buffers have no weights.
+_PER_TENSOR = 8
+_SLACK = 256
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _bounded_construction(tensors: int, arch: dict[str, Any], path: Path):
+    """Stop building a net (on ``meta``) once it registers more parts than a file of ``tensors`` weights can fill.
+
+    A tiny file whose arch_config asks for ``depth=200000`` would otherwise spend
+    minutes building a net its weights can never match; the work is bounded by
+    the file's own tensor count (read from its header), whatever the architecture.
+    """
+    from torch.nn.modules import module as nn_module
+
+    limit, count = _PER_TENSOR * tensors + _SLACK, [0]
+
+    def hook(*_args):
+        count[0] += 1
+        if count[0] > limit:
+            raise _TooLarge
+
+    handles = [nn_module.register_module_parameter_registration_hook(hook),
+               nn_module.register_module_buffer_registration_hook(hook),
+               nn_module.register_module_module_registration_hook(hook)]
+    try:
+        yield
+    except _TooLarge:
+        raise ModelError(
+            f"cannot load model {path}: weights do not match its architecture {_arch_text(arch)}: it needs more "
+            f"than {limit} parameters, buffers and layers, and the file holds {tensors} tensors"
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _rebuild(arch: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> StegNet:
-    """The net ``arch`` describes, with ``state`` loaded; shapes are checked before any allocation."""
+    """The net ``arch`` describes, with ``state`` loaded; shapes are checked before any allocation.
+
+    Only built-in architectures and the targets the user allowed are imported (:func:`model_file_targets`).
+    """
+    with model_file_targets():
+        return _rebuild_checked(arch, state, path)
+
+
+def _rebuild_checked(arch: dict[str, Any], state: dict[str, torch.Tensor], path: Path) -> StegNet:
     try:
         cls = net_class(arch)
     except ValueError as exc:
         raise ModelError(f"cannot load model {path}: {one_line(exc, with_type=False)}") from None
     kwargs = {k: v for k, v in arch.items() if k not in ("name", "target")}
     try:
-        with torch.device("meta"):  # parameter shapes without memory
+        with torch.device("meta"), _bounded_construction(len(state), arch, path):  # shapes, no memory
             expected = {k: tuple(v.shape) for k, v in cls(**kwargs).state_dict().items()}
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a bad config may raise anything in a constructor
         raise ModelError(
             f"cannot load model {path}: invalid arch_config for {arch.get('name')!r} ({_exc_line(exc)})"
@@ -344,4 +400,4 @@ def export_checkpoint(
 
     from safetensors.torch import save_file
 
-    return write_atomic(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_atomic(out, lambda tmp: save_file(tensors, tmp, metadata=meta), exclusive=not force)

@@ -159,11 +159,13 @@ class StegModule(L.LightningModule):
             extra = self.net.extra_losses(*(full(x) for x in (cover, secret, stego, revealed)))
         for name, value in extra.items():
             total = total + self.net.extra_loss_weights[name] * value
-            logs[f"{stage}/{name}"] = value
+            logs[f"{stage}/loss/{name}"] = value
         logs[f"{stage}/loss"] = total
+        # Loss terms live under {stage}/loss/ (val/loss/secret_psnr = -PSNR, a loss), so that none can be
+        # mistaken for a metric (val/psnr_secret).
         for pair, terms in (("cover", cover_terms), ("secret", secret_terms)):
             for name, value in terms.items():
-                logs[f"{stage}/{pair}_{name}"] = value
+                logs[f"{stage}/loss/{pair}_{name}"] = value
         # sync_dist: the epoch-level train/loss is the mean over every DDP process, like its terms.
         self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True,
                  sync_dist=True, batch_size=cover.shape[0])

@@ -8,9 +8,10 @@
 Every tensor is **uint8**, shape (N, C, H, W), values 0..255: the graphs hold
 the conversion to [0, 1] floats and the 8-bit quantization of the result
 (clamp, ``* 255``, round half to even), so the stego output is exactly what a
-PNG stores and a client only copies bytes. N, H and W are dynamic; H and W must
-be multiples of the net's ``size_multiple`` (pad first, as
-:class:`steg.inference.StegModel` does; the page does it in ``web/app.js``).
+PNG stores and a client only copies bytes. N, H and W are dynamic, any H and W
+of at least ``size_multiple``: the graphs reflect-pad the bottom and right to the
+net's ``size_multiple`` and crop the result back, as
+:class:`steg.inference.StegModel` does (below one tile: the same pixels).
 C is fixed (3 for RGB models, 1 for grayscale ones). Opset :data:`OPSET`,
 written by the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``).
 
@@ -83,6 +84,18 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
+def _padded(multiple: int, run, *images: torch.Tensor) -> torch.Tensor:
+    """``run(*images)`` with (N, C, H, W) images reflect-padded at the bottom and right to ``multiple``, cropped back.
+
+    Traced with the image's own shape, so the exported graph pads any dynamic H, W >= ``multiple``
+    (StegModel's :func:`steg.tiling.pad_bottom_right`, reflect branch).
+    """
+    h, w = images[0].shape[-2], images[0].shape[-1]
+    pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    padded = [torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect") for x in images]
+    return run(*padded)[..., :h, :w]
+
+
 class HideGraph(nn.Module):
     """The net's keyless hide on uint8 images: (N, C, H, W) uint8 x2 -> stego (N, C, H, W) uint8."""
 
@@ -91,7 +104,7 @@ class HideGraph(nn.Module):
         self.net = net
 
     def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
-        return _to_uint8(self.net.hide_with_key(_to_float(cover), _to_float(secret)))
+        return _to_uint8(_padded(self.net.size_multiple, self.net.hide_with_key, _to_float(cover), _to_float(secret)))
 
 
 class RevealGraph(nn.Module):
@@ -102,7 +115,7 @@ class RevealGraph(nn.Module):
         self.net = net
 
     def forward(self, stego: torch.Tensor) -> torch.Tensor:
-        return _to_uint8(self.net.reveal_with_key(_to_float(stego)))
+        return _to_uint8(_padded(self.net.size_multiple, self.net.reveal_with_key, _to_float(stego)))
 
 
 def onnx_paths(out: str | os.PathLike) -> dict[str, Path]:
@@ -260,7 +273,7 @@ def run_onnx(path: str | os.PathLike, **inputs: np.ndarray) -> np.ndarray:
     """Run one exported graph with onnxruntime (CPU, one thread) on uint8 (N, C, H, W) arrays.
 
     Example: ``run_onnx("m.hide.onnx", cover=c, secret=s)`` -> stego (N, C, H, W) uint8.
-    H and W must be multiples of the graph's ``size_multiple``.
+    Any H and W of at least the graph's ``size_multiple`` (the graph pads and crops).
     """
     import onnxruntime as ort
 

@@ -3,7 +3,8 @@
 ``metrics.json`` (strict JSON, read by ``steg compare``)::
 
     model, beta, epochs, steps       # epochs finished, optimizer steps
-    status                           # "finished" | "interrupted" | "failed"
+    status                           # "finished" | "time_limit" | "interrupted" | "failed"
+    time_limit                       # when trainer.max_time stopped it: steps done and planned
     wall_time_s                      # training wall time over every resumed segment
     final, best                      # validation rows (with "epoch" and "step")
     best_per_metric                  # best value of each SUMMARY_METRICS over the run
@@ -30,7 +31,8 @@ from steg.checkpoints import RunState
 from steg.io import json_safe, write_text
 from steg.metrics import PSNR_AVERAGE, SUMMARY_METRICS, higher_is_better
 
-__all__ = ["build_report", "write_report", "print_summary", "log_to_wandb", "callback"]
+__all__ = ["build_report", "write_report", "print_summary", "log_to_wandb", "callback",
+           "wandb_segments", "wandb_started"]
 
 
 def callback(trainer: L.Trainer, kind: type) -> Any:
@@ -59,10 +61,11 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
         if values:
             best_per_metric[f"val/{name}"] = max(values) if higher_is_better(name) else min(values)
     grids, hists, state = callback(trainer, ImageGrids), callback(trainer, ErrorHistograms), callback(trainer, RunState)
-    wandb_dir = None
+    wandb_dir, wandb_dirs = None, []
     for logger in trainer.loggers if trainer.is_global_zero else []:
-        if isinstance(logger, WandbLogger):
+        if isinstance(logger, WandbLogger) and wandb_started(logger):
             wandb_dir = str(Path(logger.experiment.dir).parent)
+            wandb_dirs = wandb_segments(Path(wandb_dir), run_dir, cfg.get("ckpt_path"))
     paths = {
         "run_dir": str(run_dir),
         "best_checkpoint": (checkpoint.best_model_path or None) if checkpoint else None,
@@ -72,6 +75,7 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
         "loss_curves": str(history_cb.curves_path) if history_cb and history_cb.curves_path.is_file() else None,
         "error_histograms": str(hists.path) if hists and hists.path.is_file() else None,
         "wandb_run": wandb_dir,
+        "wandb_runs": wandb_dirs,  # every segment's folder of this W&B run (resumes included)
     }
     epochs = max((int(r["epoch"]) + 1 for r in val_rows), default=0)
     report = {
@@ -95,6 +99,36 @@ def build_report(trainer: L.Trainer, run_dir: Path, cfg: Any, model: str, status
     if error:
         report["error"] = error
     return report
+
+
+def wandb_started(logger: WandbLogger) -> bool:
+    """Whether the logger's W&B run started (touching ``logger.experiment`` otherwise would try again, and may fail)."""
+    return getattr(logger, "_experiment", None) is not None
+
+
+def wandb_segments(current: Path, run_dir: Path, ckpt_path: str | None) -> list[str]:
+    """Every local folder of the W&B run ``current`` belongs to, oldest first (``current`` included).
+
+    A resumed run continues one W&B run id, but each segment writes its own
+    folder (``wandb/offline-run-<time>-<id>``): in this run folder, and in the
+    folders of the runs it resumed from (followed through each ``config.yaml``'s
+    ``ckpt_path``). ``wandb sync`` needs them all.
+    """
+    run_id = current.name.rsplit("-", 1)[-1]
+    found, seen, folder, ckpt = {current}, set(), run_dir, ckpt_path
+    while folder is not None and folder.resolve() not in seen and len(seen) < 100:
+        seen.add(folder.resolve())
+        found.update(p for p in (folder / "wandb").glob(f"*run-*-{run_id}") if p.is_dir())
+        folder = Path(ckpt).resolve().parent.parent if ckpt else None
+        ckpt = None
+        if folder is not None and (folder / "config.yaml").is_file():
+            import yaml
+
+            try:
+                ckpt = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("ckpt_path")
+            except (yaml.YAMLError, AttributeError, OSError):
+                ckpt = None
+    return [str(p) for p in sorted(found, key=lambda p: p.name)]  # names start with the start time
 
 
 def write_report(report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -146,11 +180,21 @@ def print_summary(report: dict[str, Any]) -> None:
     ]
     if best:
         lines.append(f"best ({best['monitor']}, epoch {best['epoch']}): {fmt(best)}")
+    limit = report.get("time_limit")
+    if limit:
+        planned = limit.get("planned_steps")
+        far = f"step {limit['steps']} of {planned} ({100 * limit['steps'] / planned:.0f}%)" if planned else \
+            f"step {limit['steps']}"
+        lines.append(f"stopped by trainer.max_time ({limit.get('max_time_s') or 0:.0f} s) at {far}")
+        if limit.get("schedule") and planned:
+            lines.append(f"warning: the learning-rate schedule was laid out over {planned} steps, so its later "
+                         "part never happened; raise trainer.max_time or lower trainer.max_epochs")
     paths = report["paths"]
     for key in ("run_dir", "best_checkpoint", "last_checkpoint", "csv", "last_grid", "loss_curves", "error_histograms"):
         if paths.get(key):
             lines.append(f"  {key:17s} {paths[key]}")
     lines.append(f"  {'metrics':17s} {Path(paths['run_dir']) / 'metrics.json'}")
     if paths.get("wandb_run"):
-        lines.append(f"  {'wandb (offline)':17s} upload with: wandb sync {paths['wandb_run']}")
+        folders = " ".join(paths.get("wandb_runs") or [paths["wandb_run"]])
+        lines.append(f"  {'wandb (offline)':17s} upload with: wandb sync {folders}")
     print("\n".join(lines), flush=True)

@@ -7,27 +7,31 @@ run resumes: :mod:`steg.checkpoints`; what a run reports: :mod:`steg.reporting`.
 
 from __future__ import annotations
 
+import logging
+import numbers
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from steg.callbacks import ErrorHistograms, MetricHistory
 from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
-from steg.io import one_line, write_text
+from steg.io import lock_folder, one_line, write_text
 from steg.metrics import higher_is_better
 from steg.module import check_beta
-from steg.reporting import build_report, callback, log_to_wandb, print_summary, write_report
+from steg.reporting import build_report, callback, log_to_wandb, print_summary, wandb_started, write_report
 
 __all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
 
 #: Top-level keys a resume takes from the checkpoint's own config (the command line still wins).
-RESTORED = ("model", "data", "loss", "module", "optimizer", "scheduler", "beta", "channels", "seed")
+RESTORED = ("model", "data", "loss", "module", "optimizer", "scheduler", "beta", "channels", "seed", "trainer")
+#: Trainer settings of the machine, not of the run: a resume keeps this machine's (this command's) values.
+MACHINE_KEYS = ("accelerator", "devices", "strategy", "num_nodes")
 
 
 def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -44,6 +48,10 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
                          distortion=distortion)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [EpochSeed(cfg.get("seed")), RunState(resolved), FinishAtMaxSteps()]
+    if cfg.trainer.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(StegProgressBar())
+    if cfg.trainer.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in callbacks):
+        callbacks.append(StegModelSummary())
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     if not loggers:  # logger=none, debug=fast: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -51,11 +59,39 @@ def instantiate_run(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> 
     return {"datamodule": datamodule, "module": module, "trainer": trainer}
 
 
+class StegProgressBar(TQDMProgressBar):
+    """Lightning's progress bar with every float shown to 4 significant digits (a loss of 0.001234, not 0.001)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in super().get_metrics(trainer, pl_module).items()}
+
+
+class StegModelSummary(ModelSummary):
+    """Lightning's model summary without FLOPs when they were not counted (no example input: "Total FLOPs: 0")."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size, total_training_modes,
+                  total_flops, **summarize_kwargs) -> None:
+        from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
+
+        if total_flops:
+            return ModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                                          total_training_modes, total_flops, **summarize_kwargs)
+        columns = [c for c in summary_data if c[0] != "FLOPs"]
+        table = _format_summary_table(total_parameters, trainable_parameters, model_size, total_training_modes,
+                                      0, *columns)
+        table = "\n".join(line for line in table.splitlines() if not line.endswith("Total Flops"))
+        logging.getLogger("lightning.pytorch.callbacks.model_summary").info("\n" + table)
+
+
 def _check_config(cfg: DictConfig) -> None:
     """One-line errors naming the setting, before anything is built or written."""
     if cfg.channels not in (1, 3) or isinstance(cfg.channels, bool):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels!r}")
     check_beta(cfg.beta)
+    lr = (cfg.get("optimizer") or {}).get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr >= 0):
+        raise ValueError(f"optimizer.lr must be a number >= 0 (the learning rate), got {lr!r}")
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
 
@@ -78,7 +114,8 @@ def _override_key(override: str) -> str:
 def restore_config(cfg: DictConfig, saved: dict[str, Any] | None, overrides: list[str]) -> DictConfig:
     """``cfg`` with the :data:`RESTORED` keys taken from the resumed run's ``saved`` (resolved) config.
 
-    A command-line override wins: ``model=unet`` or ``beta=0.5`` replaces the key,
+    The trainer's settings come back too (``max_epochs``, ``max_time``, ...), but
+    not where it runs (:data:`MACHINE_KEYS`). A command-line override wins: ``model=unet`` or ``beta=0.5`` replaces the key,
     ``data.batch_size=8`` changes that value of the restored group. Values that are
     interpolations in ``cfg`` (``data.channels: ${channels}``) stay interpolations.
     """
@@ -96,6 +133,10 @@ def restore_config(cfg: DictConfig, saved: dict[str, Any] | None, overrides: lis
                 value = dict(value)
                 value.update({k: v for k, v in raw.items() if isinstance(v, str) and "${" in v and k in value})
             merged[key] = value
+            if key == "trainer":  # where it runs is this machine's
+                for name in MACHINE_KEYS:
+                    if name in cfg[key]:
+                        merged[key][name] = OmegaConf.to_container(cfg[key], resolve=False)[name]
             for dotted in (k for k in keys if k.startswith(key + ".")):
                 OmegaConf.update(merged, dotted, OmegaConf.select(cfg, dotted), force_add=True)
     return merged
@@ -228,11 +269,13 @@ def train(cfg: DictConfig) -> float | None:
     ``config.yaml`` (resolved) and ``metrics.json``; prints a summary. With
     ``ckpt_path`` the run continues (config, history, best checkpoint, CSV rows,
     W&B run). Ctrl-C or a failure during training still writes the report, plots
-    and summary (``status`` "interrupted" / "failed"), then re-raises.
+    and summary (``status`` "interrupted" / "failed"), then re-raises. A run that
+    ``trainer.max_time`` stopped before its planned end has ``status`` "time_limit".
 
     Raises:
         ValueError / FileNotFoundError: a bad setting, named in one line, before
             anything is written; ``optimized_metric`` that was never logged.
+        FolderLockedError: another run holds ``cfg.paths.run_dir`` (one line, at once).
     """
     configure_sweep_job(cfg)
     cfg, resume = _resume_config(cfg)
@@ -241,9 +284,17 @@ def train(cfg: DictConfig) -> float | None:
         with open_dict(cfg):  # continue the same W&B run
             cfg.logger.wandb.id = resume["wandb_id"]
             cfg.logger.wandb.resume = "allow"
+    run_dir = Path(cfg.paths.run_dir)
+    if rank_zero_only.rank != 0:  # DDP's other processes: rank 0 holds the run folder
+        return _train(cfg, resume, run_dir)
+    # Two runs in one folder would mix their CSV rows, checkpoints and reports: the second stops here.
+    with lock_folder(run_dir, "run folder (paths.run_dir)"):
+        return _train(cfg, resume, run_dir)
+
+
+def _train(cfg: DictConfig, resume: dict[str, Any] | None, run_dir: Path) -> float | None:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = Path(cfg.paths.run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     parts = instantiate_run(cfg, resolved)
     trainer: L.Trainer = parts["trainer"]
@@ -256,33 +307,59 @@ def train(cfg: DictConfig) -> float | None:
             old_csv = Path(cfg.ckpt_path).resolve().parent.parent / "csv" / "metrics.csv"
             continue_csv(run_dir / "csv" / "metrics.csv", old_csv, resume["global_step"])
     state = callback(trainer, RunState)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-            state.wandb_id = logger.experiment.id
     status, error = "finished", None
     try:
+        for logger in trainer.loggers:  # W&B starts here (an online login may fail): inside, so a report is written
+            logger.log_hyperparams(resolved)
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                state.wandb_id = logger.experiment.id
         trainer.fit(parts["module"], datamodule=parts["datamodule"], ckpt_path=cfg.get("ckpt_path"))
     except BaseException as exc:
         # Lightning turns Ctrl-C into SystemExit(1), and SIGTERM into a SystemExit subclass.
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status, error = ("interrupted" if interrupted else "failed"), exc
+        if interrupted:
+            error = ("interrupted by SIGTERM" if type(exc).__name__ == "SIGTERMException"
+                     else "interrupted by Ctrl-C (SIGINT)")
         for cb in (callback(trainer, MetricHistory), callback(trainer, ErrorHistograms)):
             if cb is not None:
                 cb.write_plot(trainer)
         raise
     finally:
+        stopped = _time_limit(trainer) if status == "finished" else None
+        if stopped:
+            status = "time_limit"
         report = build_report(trainer, run_dir, cfg, parts["module"].net.name, status,
                               None if error is None else one_line(error))
+        if stopped:
+            report["time_limit"] = {**stopped, "schedule": bool(cfg.get("scheduler"))}
         if trainer.is_global_zero:
             report = write_report(report, run_dir)
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb_started(logger):
                 log_to_wandb(trainer, report)
-                logger.experiment.finish(exit_code=0 if status == "finished" else 1)
+                logger.experiment.finish(exit_code=0 if status in ("finished", "time_limit") else 1)
         if trainer.is_global_zero:
             print_summary(report)
     return _optimized_value(cfg, report)
+
+
+def _time_limit(trainer: L.Trainer) -> dict[str, Any] | None:
+    """``max_time``, steps done and planned, when ``trainer.max_time`` ended the run before its planned end."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = callback(trainer, Timer)
+    remaining = timer.time_remaining("train") if timer is not None else None
+    if remaining is None or remaining > 0:
+        return None
+    try:
+        planned = trainer.estimated_stepping_batches
+    except Exception:  # noqa: BLE001 - no finite length (max_epochs=-1): any stop by time is early
+        planned = float("inf")
+    if trainer.global_step >= planned:
+        return None
+    return {"max_time_s": round(timer._duration, 3) if timer._duration else None, "steps": trainer.global_step,
+            "planned_steps": planned if planned != float("inf") else None}
 
 
 def _optimized_value(cfg: DictConfig, report: dict[str, Any]) -> float | None:

@@ -99,6 +99,12 @@ def test_steg_analyze_end_to_end(tmp_path, capsys, keyed):
         assert best > 25.0 and report["keyless"]["best_residue"] == "residue/13"
     detect = report["detect"]
     assert detect["test_crops"] == 2 * 3 and 0 <= detect["steganalyser"]["auroc"] <= 1
+    for scores in (detect["steganalyser"], detect["pov_chi_square"]):
+        assert scores["detectability"] == max(scores["auroc"], 1 - scores["auroc"])
+        assert scores["inverted"] is (scores["auroc"] < 0.5)
+    trivial = max(report["wrong_key"]["grey_psnr"], report["wrong_key"]["mean_colour_psnr"])
+    assert report["trivial_baseline"]["psnr"] == trivial
+    assert report["targets"]["thief_psnr"]["no_better_than_trivial"] is (report["thief"]["psnr"] <= trivial)
     assert set(report["targets"]) == {"wrong_key_psnr", "no_key_psnr", "best_keyless_psnr", "thief_psnr",
                                       "steganalyser_accuracy"}
     html = (out / "analyze.html").read_text()
@@ -121,3 +127,47 @@ def test_steg_analyze_refuses_existing_outputs_and_bad_options(tmp_path, capsys)
     assert "multiple of 64" in capsys.readouterr().err
     assert main(["analyze", "--out", str(tmp_path / "x"), "--images", str(tmp_path / "none")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def _synthetic_report(thief_psnr: float, steganalyser_auroc: float) -> dict:
+    """The fields report_table reads, as analyze() writes them (figures chosen for the case under test)."""
+    from steg.analyze import TARGETS
+
+    na = float("nan")
+    flat = {"wrong_key_psnr": 9.5, "no_key_psnr": None, "best_keyless_psnr": 10.7, "thief_psnr": thief_psnr,
+            "steganalyser_accuracy": 0.5}
+    trivial = {"name": "mean colour", "psnr": 12.90}  # mid-grey: 11.43
+    targets = {name: {"value": flat[name], "bound": bound, "kind": kind, "met": None if flat[name] is None
+                      else flat[name] <= bound} for name, (bound, kind) in TARGETS.items()}
+    for name in ("wrong_key_psnr", "no_key_psnr", "best_keyless_psnr", "thief_psnr"):
+        targets[name]["no_better_than_trivial"] = None if flat[name] is None else flat[name] <= trivial["psnr"]
+    auroc = steganalyser_auroc
+    return {
+        "quality": {"psnr_stego": 36.0, "ssim_stego": 0.9, "psnr_secret": 35.0, "ssim_secret": 0.9},
+        "wrong_key": {"no_key_psnr": na, "no_key_ssim": na, "wrong_key_psnr": 9.5, "wrong_key_ssim": 0.1,
+                      "unrelated_psnr": 9.0, "unrelated_ssim": 0.1, "unrelated_corr": 0.1, "grey_psnr": 11.43,
+                      "grey_ssim": 0.2, "mean_colour_psnr": 12.90},
+        "keyless": {"best": "x", "best_psnr": 10.7, "most_correlated": "y", "most_correlated_corr": 0.1,
+                    "best_residue": "r", "best_residue_psnr": 9.0, "best_bitplane": "b", "best_bitplane_psnr": 9.0,
+                    "residual_x10_psnr": 9.0, "residual_x20_psnr": 9.0},
+        "key_reuse_psnr": None, "keyed": True, "trivial_baseline": trivial, "targets": targets,
+        "thief": {"steps": 10, "psnr": thief_psnr, "corr": 0.1},
+        "detect": {"steganalyser": {"steps": 10, "accuracy": 0.5, "best_accuracy": 1.0, "auroc": auroc,
+                                    "detectability": max(auroc, 1 - auroc), "inverted": auroc < 0.5},
+                   "pov_chi_square": {"accuracy": 0.5, "best_accuracy": 0.5, "auroc": 0.5, "detectability": 0.5,
+                                      "inverted": False}},
+    }
+
+
+def test_security_table_flags_an_inverted_detector_and_uses_the_best_trivial_baseline():
+    from steg.analyze import report_table
+
+    rows = {a: (b, c) for a, b, c in report_table(_synthetic_report(thief_psnr=13.00, steganalyser_auroc=0.0))}
+    detector = next(v for k, v in rows.items() if k.startswith("steganalyser"))
+    assert "0.000 (detectability 1.000, INVERTED)" in detector[0]  # a perfect detector, its sign flipped
+    thief = next(v for k, v in rows.items() if k.startswith("learned thief"))
+    assert "BETTER than mean colour (12.90 dB, the best trivial baseline)" in thief[1]
+    rows = {a: (b, c) for a, b, c in report_table(_synthetic_report(thief_psnr=12.50, steganalyser_auroc=0.5))}
+    thief = next(v for k, v in rows.items() if k.startswith("learned thief"))
+    assert "no better than mean colour" in thief[1]  # above mid-grey (11.43) is not a leak when the mean colour scores more
+    assert "INVERTED" not in next(v for k, v in rows.items() if k.startswith("steganalyser"))[0]

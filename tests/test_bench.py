@@ -80,6 +80,9 @@ def test_speed_inference_and_cli_parts(tmp_path, capsys):
     cli = report["cli"]
     assert cli["runs"] == 3 and len(cli["hide_all_s"]) == 3 and 0 < cli["hide_s"] <= min(cli["hide_all_s"])
     assert "`steg hide`:" in md
+    peaks = cli["peak_memory"]
+    assert [r["size"] for r in peaks] == [64, 72] and all(r["hide_peak_mb"] > 50 for r in peaks)
+    assert "| 72x72 | 0.01 |" in md
     assert md.strip() in capsys.readouterr().out
 
 

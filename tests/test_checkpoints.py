@@ -104,6 +104,7 @@ def test_ctrl_c_writes_summary_report_and_plots(tiny_cfg, tmp_path, capsys):
     run = tmp_path / "run"
     report = json.loads((run / "metrics.json").read_text())
     assert report["status"] == "interrupted" and report["epochs"] == 1
+    assert report["error"] == "interrupted by Ctrl-C (SIGINT)"  # not "SystemExit: 1"
     assert (run / "plots" / "loss_curves.png").is_file() and (run / "plots" / "error_histograms.png").is_file()
     assert _ckpt(run / "checkpoints" / "last.ckpt")["epoch"] == 0
     assert "(INTERRUPTED)" in capsys.readouterr().out
@@ -125,6 +126,64 @@ def test_failed_run_is_marked_failed_and_its_wandb_run_exits_non_zero(tiny_cfg, 
     assert report["status"] == "failed" and "boom" in report["error"]
     assert codes == [1]
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_failed_wandb_login_still_writes_a_failed_report(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def no_login(*args, **kwargs):
+        raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    monkeypatch.setattr(wandb, "init", no_login)
+    cfg = tiny(compose_train(["logger=wandb", "logger.wandb.offline=false"]), tmp_path / "run")
+    with pytest.raises(wandb.errors.UsageError):
+        train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["status"] == "failed" and "api_key not configured" in report["error"]
+    assert report["epochs"] == 0 and report["paths"]["wandb_run"] is None
+    assert "(FAILED)" in capsys.readouterr().out
+
+
+def test_resumed_runs_sync_line_names_every_wandb_folder(tmp_path, monkeypatch, capsys):
+    """A run resumed in place and then into a new folder: one W&B id, three folders, all in the sync line."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny(compose_train(["logger=wandb"]), first))
+    for folder, epochs in ((first, 2), (second, 3)):
+        monkeypatch.setattr("steg.training._command_line_overrides", lambda e=epochs: [f"trainer.max_epochs={e}"])
+        cfg = tiny(compose_train(["logger=wandb"]), folder)
+        with open_dict(cfg):
+            cfg.trainer.max_epochs = epochs
+            cfg.ckpt_path = str(first / "checkpoints" / "last.ckpt")
+        capsys.readouterr()
+        train(cfg)
+    folders = sorted([*(first / "wandb").glob("offline-run-*"), *(second / "wandb").glob("offline-run-*")])
+    assert len(folders) == 3 and len({p.name.rsplit("-", 1)[-1] for p in folders}) == 1
+    sync = [line for line in capsys.readouterr().out.splitlines() if "wandb sync" in line]
+    assert len(sync) == 1 and all(str(p) in sync[0] for p in folders), sync
+    report = json.loads((second / "metrics.json").read_text())
+    assert sorted(report["paths"]["wandb_runs"]) == [str(p) for p in folders] and report["epochs"] == 3
+
+
+def test_run_stopped_by_max_time_says_so_and_how_far_it_got(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg(["scheduler=step"])
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 500
+        cfg.trainer.max_time = "00:00:00:02"
+    train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    limit = report["time_limit"]
+    assert report["status"] == "time_limit" and 0 < limit["steps"] == report["steps"] < limit["planned_steps"]
+    assert limit["planned_steps"] == 500 * 3 and limit["max_time_s"] == 2
+    out = capsys.readouterr().out
+    assert "(TIME_LIMIT)" in out
+    assert f"stopped by trainer.max_time (2 s) at step {limit['steps']} of 1500" in out
+    assert "warning: the learning-rate schedule was laid out over 1500 steps" in out
+
+
+def test_bad_learning_rate_is_refused_before_anything_is_written(tiny_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"optimizer.lr must be a number >= 0 \(the learning rate\), got -1"):
+        train(tiny_cfg(["optimizer.lr=-1"]))
+    assert not (tmp_path / "run").exists()
 
 
 def test_optimized_metric_that_was_never_logged_is_an_error():
@@ -187,3 +246,16 @@ def test_resume_restores_the_runs_config_and_the_command_line_wins(tmp_path):
     assert restored.beta == 0.25 and restored.module.beta == 0.25  # interpolation kept: module follows beta
     assert restored.data.batch_size == 2 and restored.model._target_.endswith("UnshuffleUNet")
     assert restore_config(compose_train(["model=cnn"]), saved, ["model=cnn"]).model._target_.endswith("CNN")
+
+
+def test_resume_restores_the_trainer_settings_but_not_the_machine(tmp_path):
+    saved = compose_train(["trainer=gpu", "trainer.max_epochs=3", "trainer.gradient_clip_val=0.5"])
+    with open_dict(saved):
+        saved.run_name, saved.paths.run_dir = "old", str(tmp_path)
+    saved = OmegaConf.to_container(saved, resolve=True)
+    restored = restore_config(compose_train([]), saved, overrides=[])
+    assert restored.trainer.max_epochs == 3 and restored.trainer.gradient_clip_val == 0.5  # not the default 24
+    assert restored.trainer.accelerator == compose_train([]).trainer.accelerator  # this machine's (cpu)
+    overrides = ["trainer.max_epochs=5"]
+    restored = restore_config(compose_train(overrides), saved, overrides=overrides)
+    assert restored.trainer.max_epochs == 5 and restored.trainer.gradient_clip_val == 0.5  # the command line wins

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 import torch
 from PIL import Image
 
@@ -373,6 +375,9 @@ def _check_report(report: dict, n: int) -> None:
         assert key == "n" or math.isfinite(report[key]), (key, report[key])
         if key != "n":
             assert math.isfinite(report[f"{key}_median"])
+            values = [row[key] for row in report["images"]]  # the 95% CI of the mean, per image spread
+            half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+            assert report[f"{key}_ci95"] == pytest.approx(half, rel=1e-9, abs=1e-12)
     assert report["n"] == n == len(report["images"])
     assert 0 <= report["apd_stego"] <= 255 and -1 <= report["ssim_secret"] <= 1
     assert report["psnr_stego"] > 0
@@ -387,7 +392,7 @@ def test_eval_one_folder(models, tmp_path, capsys):
     code, out, err = run(capsys, "eval", "--model", models["export"], "--covers", covers,
                          "--json", report_path, "--out", out_dir)
     assert code == 0, err
-    assert "PSNR" in out and "SSIM" in out and "median" in out
+    assert "PSNR" in out and "SSIM" in out and "median" in out and "95% CI" in out and "tie" in out
     report = json.loads(report_path.read_text())
     _check_report(report, 3)
     # one folder: image i hides image i + 1, wrapping
@@ -445,8 +450,12 @@ def test_eval_skips_unreadable_images(models, tmp_path, capsys):
     code, _, err = run(capsys, "eval", "-m", models["ckpt"], "--covers", covers, "--json", report_path)
     assert code == 0, err
     assert "warning" in err and "img_01.png" in err
+    assert err.count("img_01.png") == 1  # one warning line for the one bad file
     report = json.loads(report_path.read_text())
-    assert report["n"] == 1 and len(report["skipped"]) == 2  # the pairs (0, 1) and (1, 2)
+    # one bad image costs one pair: 00 hides 02 and 02 hides 00 (once 2 of 3 pairs were dropped)
+    assert report["n"] == 2 and len(report["skipped"]) == 1 and "img_01.png" in report["skipped"][0]
+    assert [(Path(r["cover"]).name, Path(r["secret"]).name) for r in report["images"]] == [
+        ("img_00.png", "img_02.png"), ("img_02.png", "img_00.png")]
 
 
 def test_samples_writes_the_held_out_photos_and_refuses_to_overwrite(tmp_path, capsys):
@@ -512,7 +521,7 @@ def test_unwritable_output_is_refused_before_the_model_runs(models, images, tmp_
 
 
 def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, monkeypatch):
-    def full_disk(path, write, suffix=None):
+    def full_disk(path, write, suffix=None, exclusive=False):
         raise OSError(28, "No space left on device", f"{path.parent}/.{path.name}.abc.tmp")
 
     monkeypatch.setattr("steg.io.write_atomic", full_disk)
@@ -520,6 +529,96 @@ def test_hide_write_failure_names_the_output(models, images, tmp_path, capsys, m
     code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
     line = assert_one_line_error(code, err, out, "No space left")
     assert ".tmp" not in line and not out.exists()
+
+
+def test_hide_never_replaces_an_output_that_appears_while_it_runs(models, images, tmp_path, capsys, monkeypatch):
+    """Two `steg hide` to one output without --force: the one that publishes second fails, nothing is lost."""
+    import steg.cli.images as images_cli
+
+    out = tmp_path / "stego.png"
+    load = images_cli.load_model
+
+    def load_then_other_writer(args):
+        model = load(args)
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(out)  # the other `steg hide` finishes first
+        return model
+
+    monkeypatch.setattr(images_cli, "load_model", load_then_other_writer)
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"])
+    line = assert_one_line_error(code, err, out, "--force")
+    assert "appeared" in line
+    with Image.open(out) as img:
+        assert img.size == (8, 8)  # the other writer's file is kept
+    assert listing(tmp_path) == {"in", "stego.png"}  # no temporary file left
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "-m", models["ckpt"], "--force")
+    assert code == 0, err
+    with Image.open(out) as img:
+        assert img.size == (60, 44)
+
+
+def test_hide_and_reveal_refuse_an_image_over_the_stated_size_before_decoding(models, images, tmp_path, capsys):
+    """A small PNG declaring 9000x9000 (once a 5.45 GB peak) is refused in one line from its header."""
+    from steg.cli.images import MAX_PIXELS
+
+    big = tmp_path / "big.png"
+    Image.new("L", (9000, 9000), 128).save(big)
+    assert big.stat().st_size < 200_000 and 9000 * 9000 > MAX_PIXELS
+    for argv in (["hide", big, images["secret"]], ["hide", images["cover"], big], ["reveal", big]):
+        out = tmp_path / "out.png"
+        code, _, err = run(capsys, *argv, "-o", out, "-m", models["ckpt"])
+        line = assert_one_line_error(code, err, big, "9000x9000", "81.0 megapixels", f"{MAX_PIXELS / 1e6:.1f}")
+        assert "resize" in line and not out.exists()
+
+
+def test_hide_refuses_a_cover_too_small_and_says_how_the_secret_is_fitted(models, images, tmp_path, capsys):
+    for size in ((1, 1), (2000, 3)):
+        tiny_cover = tmp_path / f"cover_{size[0]}x{size[1]}.png"
+        gradient_noise(*size, 3).save(tiny_cover)
+        out = tmp_path / "out.png"
+        code, _, err = run(capsys, "hide", tiny_cover, images["secret"], "-o", out, "-m", models["ckpt"])
+        line = assert_one_line_error(code, err, tiny_cover, f"{size[0]}x{size[1]}", "too small")
+        assert not out.exists()
+    # how the 40x40 secret is fitted to the 60x44 cover is said; no warning for a mild change
+    code, printed, err = run(capsys, "hide", images["cover"], images["secret"], "-o", tmp_path / "a.png",
+                             "-m", models["ckpt"])
+    assert code == 0 and "warning" not in err
+    assert "resized to 60x44 (aspect ratio not kept; --fit crop keeps it)" in printed
+    code, printed, _ = run(capsys, "hide", images["cover"], images["secret"], "-o", tmp_path / "b.png",
+                           "-m", models["ckpt"], "--fit", "crop")
+    assert code == 0 and "centre-cropped (aspect ratio kept)" in printed
+    # a secret shrunk more than 4x on a side: one warning line
+    big_secret = tmp_path / "big_secret.png"
+    gradient_noise(400, 100, 4).save(big_secret)
+    code, _, err = run(capsys, "hide", images["cover"], big_secret, "-o", tmp_path / "c.png", "-m", models["ckpt"])
+    warned = [line for line in err.splitlines() if line.startswith("steg: warning: ")]
+    assert code == 0 and len(warned) == 1 and "400x100" in warned[0] and "shrunk 7x" in warned[0], err
+
+
+def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk of a PNG file but the pixel data (IDAT), in order."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        chunks.append((kind, b"" if kind == b"IDAT" else data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def test_stego_png_carries_nothing_a_plain_png_lacks(models, images, tmp_path, capsys):
+    """A stego PNG's chunks and metadata are those of a plain PNG Pillow writes of the same pixels."""
+    stego = tmp_path / "stego.png"
+    assert run(capsys, "hide", images["cover"], images["secret"], "-o", stego, "-m", models["ckpt"])[0] == 0
+    plain = tmp_path / "plain.png"
+    with Image.open(stego) as img:
+        Image.fromarray(np.asarray(img)).save(plain)
+        stego_info, stego_text = dict(img.info), dict(img.text)
+    with Image.open(plain) as img:
+        plain_info, plain_text = dict(img.info), dict(img.text)
+    assert _png_chunks(stego) == _png_chunks(plain)
+    assert stego_info == plain_info and stego_text == plain_text == {}
 
 
 def test_reveal_warns_about_lossy_or_resized_stego_images(models, images, tmp_path, capsys):
@@ -558,32 +657,71 @@ def test_grayscale_cover_with_rgb_model_warns_and_gives_rgb(models, images, tmp_
     assert code == 0 and "warning" not in err
 
 
-def test_model_config_is_checked_before_anything_is_allocated(tmp_path):
-    """A small file whose arch_config asks for a huge net fails at once, without allocating it."""
+@pytest.mark.parametrize("arch", [{"name": "qim", "channels": 3, "width": 1500, "depth": 2},
+                                  {"name": "qim", "depth": 200000},  # once 5 minutes, 3.2 GB
+                                  {"name": "qim", "channels": 5_000_000}],  # once 25 s, 3.4 GB (the dither)
+                         ids=["width", "depth", "channels"])
+def test_model_config_is_checked_before_anything_is_allocated(tmp_path, arch):
+    """A small file whose arch_config asks for a huge net fails at once, without building or allocating it."""
     from safetensors.torch import save_file
 
     from steg.models import FORMAT
 
     bad = tmp_path / "huge.safetensors"
-    meta = {"format": FORMAT, "format_version": "1",
-            "arch_config": json.dumps({"name": "qim", "channels": 3, "width": 1500, "depth": 2})}
+    meta = {"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)}
     save_file({"reveal_net.head.0.weight": torch.zeros(1)}, str(bad), metadata=meta)
     code = (
-        "import resource, sys, torch\n"
+        "import resource, sys, time, torch\n"
         "from steg.models import ModelError, load_net\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.monotonic()\n"
         "try:\n"
         "    load_net(sys.argv[1])\n"
         "except ModelError as exc:\n"
         "    print(exc)\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+        "print(time.monotonic() - start)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr
-    message, grown_mb = proc.stdout.strip().splitlines()
+    message, grown_mb, seconds = proc.stdout.strip().splitlines()
     assert "weights do not match" in message and str(bad) in message
     assert int(grown_mb) < 100  # a width-1500 qim would take about 650 MB
+    assert float(seconds) < 10  # on 2 shared cores; a few ms alone
+
+
+@pytest.mark.parametrize("arch", [{"name": "zen", "target": "this.Zen"},
+                                  {"name": "payload", "net": {"name": "zen", "target": "this.Zen"}}])
+def test_model_file_target_is_refused_before_import(tmp_path, arch):
+    """A model file naming a class that is neither built in nor allowed by the user imports nothing."""
+    from safetensors.torch import save_file
+
+    from steg.models import FORMAT
+
+    bad = tmp_path / "zen.safetensors"
+    save_file({"w": torch.zeros(1)}, str(bad),
+              metadata={"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)})
+    code = (
+        "import sys\n"
+        "from steg.models import ModelError, load_net\n"
+        "try:\n"
+        "    load_net(sys.argv[1])\n"
+        "except ModelError as exc:\n"
+        "    print('ERROR', exc)\n"
+        "print('imported' if 'this' in sys.modules else 'not imported')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "STEG_ALLOW_ARCH"}
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Beautiful is better" not in proc.stdout and proc.stdout.strip().endswith("not imported"), proc.stdout
+    error = proc.stdout.splitlines()[0]
+    assert error.startswith("ERROR") and str(bad) in error and "--allow-arch this.Zen" in error
+    # the user names it: now it is imported (and then refused, not being a StegNet)
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env={**env, "STEG_ALLOW_ARCH": "this.Zen"})
+    assert "Beautiful is better" in proc.stdout and "is not a steg.nets.StegNet subclass" in proc.stdout
 
 
 def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, images, tmp_path):
@@ -612,3 +750,26 @@ def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, im
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert stego.is_file() and revealed.is_file()
+
+
+@pytest.mark.slow
+def test_readme_robustness_table_is_what_its_command_measures(tmp_path, capsys):
+    """The README's robustness row, re-measured with the command written beside it (the shipped model)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| revealed PSNR (dB) | "))
+    header = readme.splitlines()[readme.splitlines().index(row) - 2]
+    attacks = [a.strip() for a in header.strip("|").split("|")[1:]]
+    documented = dict(zip(attacks, (float(v) for v in row.strip("|").split("|")[1:])))
+    assert main(["samples", str(tmp_path / "photos")]) == 0
+    report = tmp_path / "r.json"
+    assert main(["eval", "--covers", str(tmp_path / "photos"), "--size", "256", "--json", str(report),
+                 "--attack", ",".join(a for a in attacks if a != "none")]) == 0
+    capsys.readouterr()
+    measured = json.loads(report.read_text())
+    assert documented["none"] == round(measured["psnr_secret"], 2)
+    for attack, value in documented.items():
+        if attack != "none":
+            assert value == pytest.approx(measured["attacks"][attack]["psnr_secret"], abs=0.011), attack
+    assert re.search(r"--attack jpeg:90,jpeg:75,webp:80,noise:2,resize:0.5,blur:1,crop:0.9", readme)

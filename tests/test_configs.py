@@ -11,18 +11,34 @@ from conftest import compose_train, tiny
 from steg.nets import StegNet
 
 GROUPS = {
-    "model": ["baluja", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet", "payload"],
+    "model": ["baluja", "baluja_paper", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet", "hinet_cpu",
+              "hinet_paper", "payload", "robust"],
     "loss": ["mse", "compound"],
-    "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined"],
+    "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined", "robust", "baluja_noise"],
     "optimizer": ["adam"],
     "scheduler": ["step", "halving", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["wandb", "csv", "none"],
     "callbacks": ["default", "guarded", "none"],
     "debug": ["fast", "overfit", "limit", "profiler", "none"],
-    "hparams_search": ["none", "optuna", "optuna_base", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
+    "hparams_search": ["none", "optuna", "optuna_baluja", "optuna_cnn", "optuna_subpixel",
                        "optuna_subpixel_full", "optuna_unet"],
 }
+
+
+def test_help_lists_only_options_not_base_files():
+    """`train.py --help` lists what a user can choose: no shared base file, no W&B sweep file."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    groups = proc.stdout.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
+    listed = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in groups.splitlines() if ": " in line}
+    assert "hparams_search" in listed and "optuna_cnn" in listed["hparams_search"]
+    assert "optuna_base" not in groups and "wandb_sweep" not in groups and "sweeps" not in listed
 
 
 def options(group: str) -> list[str]:

@@ -243,6 +243,12 @@ def held_out(size: int) -> list[torch.Tensor]:
     return [to_tensor(square_image(load_image(p, 3), size)).unsqueeze(0) for p in sample_photo_paths("val")]
 
 
+@pytest.fixture(autouse=True)
+def _allow_transparent(monkeypatch):
+    """Model files of this test's own net load only when named (steg.nets.registry's trust model)."""
+    monkeypatch.setenv("STEG_ALLOW_ARCH", f"{Transparent.__module__}.{Transparent.__qualname__}")
+
+
 @pytest.fixture(scope="module")
 def keyed_ckpt(tmp_path_factory):
     return save_checkpoint(Transparent(keyed=True), tmp_path_factory.mktemp("keyed") / "transparent.ckpt")

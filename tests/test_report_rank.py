@@ -60,7 +60,7 @@ def test_warning_for_a_loss_across_different_betas(tmp_path):
     warning = comparability_warning(runs, "val/loss")
     assert warning is not None and "\n" not in warning
     assert warning.startswith("val/loss is not comparable") and "beta (0.5, 0.75)" in warning
-    assert rank(runs, "val/cover_mse").warning is not None  # a loss term too
+    assert rank(runs, "val/loss/cover_mse").warning is not None  # a loss term too
     # The PSNRs do not depend on beta: no warning for the default ranking or a PSNR metric.
     assert rank(runs, None).warning is None and rank(runs, "val/psnr_secret").warning is None
 

@@ -318,7 +318,7 @@ def test_submitit_slurm_launcher_preset(tmp_path, monkeypatch):
 
 
 def test_wandb_sweep_file_runs_valid_train_commands():
-    sweep = yaml.safe_load((ROOT / "conf" / "sweeps" / "wandb_sweep.yaml").read_text())
+    sweep = yaml.safe_load((ROOT / "sweeps" / "wandb_sweep.yaml").read_text())
     assert sweep["program"] == "train.py" and (ROOT / sweep["program"]).is_file()
     assert sweep["method"] == "bayes" and sweep["metric"] == {"name": "val/loss", "goal": "minimize"}
     assert sweep["command"][:3] == ["${env}", "python", "${program}"] and sweep["command"][-1] == "${args_no_hyphens}"

@@ -38,7 +38,7 @@ def test_train_py_writes_every_artifact_and_resumes(tmp_path):
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     csv = (run_dir / "csv" / "metrics.csv").read_text()
-    assert "val/psnr_secret" in csv and "train/cover_mse" in csv and "val/secret_hist" in csv
+    assert "val/psnr_secret" in csv and "train/loss/cover_mse" in csv and "val/loss/secret_hist" in csv
     assert list((run_dir / "images").glob("epoch_*.png"))
     assert (run_dir / "plots" / "loss_curves.png").is_file()
     assert (run_dir / "plots" / "error_histograms.png").is_file()

@@ -113,3 +113,76 @@ def test_missing_checkpoint_is_a_one_line_error(tiny_cfg, tmp_path):
     cfg = tiny_cfg([f"ckpt_path={tmp_path / 'nope.ckpt'}"])
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         train(cfg)
+
+
+def test_second_run_in_a_locked_run_folder_stops_at_once(tiny_cfg, tmp_path):
+    """Another process trains into the run folder: train() refuses in one line, writing nothing there."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from steg.io import FolderLockedError
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom steg.io import lock_folder\n"
+         "with lock_folder(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(120)\n", str(run_dir)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run_dir / "csv").mkdir()
+        (run_dir / "csv" / "metrics.csv").write_text("the other run's rows\n")
+        start = time.monotonic()
+        with pytest.raises(FolderLockedError) as info:
+            train(tiny_cfg())
+        assert time.monotonic() - start < 30  # before any data, net or epoch
+        message = str(info.value)
+        assert "\n" not in message and str(run_dir) in message and f"pid {holder.pid}" in message
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "csv"]
+        assert (run_dir / "csv" / "metrics.csv").read_text() == "the other run's rows\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    train(tiny_cfg())  # the lock ends with its process
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_progress_bar_shows_4_significant_digits_and_the_summary_no_zero_flops(tiny_cfg, monkeypatch, caplog):
+    import logging
+
+    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+
+    from steg.training import StegModelSummary, StegProgressBar, instantiate_run
+
+    monkeypatch.setattr(ProgressBar, "get_metrics", lambda self, trainer, module: {
+        "train/loss": 0.0012345678, "train/loss/secret_psnr": -34.56789, "v_num": 3})
+    assert StegProgressBar().get_metrics(None, None) == {"train/loss": "0.001235", "train/loss/secret_psnr": "-34.57",
+                                                         "v_num": 3}
+    cfg = tiny_cfg()
+    with open_dict(cfg):
+        cfg.trainer.enable_progress_bar = True
+        cfg.trainer.enable_model_summary = True
+    parts = instantiate_run(cfg)
+    trainer = parts["trainer"]
+    assert isinstance(trainer.progress_bar_callback, StegProgressBar)
+    summary = next(c for c in trainer.callbacks if isinstance(c, StegModelSummary))
+    parts["module"].trainer = trainer
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.callbacks.model_summary"):
+        summary.on_fit_start(trainer, parts["module"])
+    text = caplog.text
+    assert "Total params" in text and "Flops" not in text and "FLOPs" not in text
+
+
+def test_loss_terms_are_named_as_losses_not_like_metrics(tiny_cfg, tmp_path):
+    """val/secret_psnr (-PSNR, a loss term) once sat beside val/psnr_secret (the metric): terms go under val/loss/."""
+    train(tiny_cfg())
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    keys = set(report["final"])
+    assert {"val/loss", "val/loss/cover_mse", "val/loss/secret_mse", "val/loss/secret_psnr", "val/psnr_secret"} <= keys
+    assert report["final"]["val/loss/secret_psnr"] < 0 < report["final"]["val/psnr_secret"]
+    stray = [k for k in keys if k.startswith(("val/cover_", "val/secret_", "train/cover_", "train/secret_"))]
+    assert not stray, stray
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert "val/loss/secret_psnr" in header and "val/secret_psnr" not in header

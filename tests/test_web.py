@@ -93,7 +93,7 @@ def test_page_hides_and_reveals_like_python(page, photos, tmp_path, size):
     want_stego = model.hide(load_image(cover), load_image(secret))
     stego = Image.open(result["stego"])
     assert stego.format == "PNG" and stego.size == want_stego.size
-    assert stego.text.get("steg-model") == "default"  # the page tags its stego PNGs with the model
+    assert not stego.text  # nothing marks a stego PNG (no steg-model chunk)
     # the 8-bit stego image is the Python side's, pixel for pixel (padding and tiling included)
     np.testing.assert_array_equal(_arr(stego), _arr(want_stego))
     want_revealed = model.reveal(stego)

@@ -18,7 +18,7 @@
 
 const MAX_PIXELS = 4096 * 4096;
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
-const PNG_TAG = "steg-model"; // tEXt keyword naming the model that made a stego PNG
+const PNG_TAG = "steg-model"; // tEXt keyword of older pages naming the model; read, never written
 const timings = (window.stegTimings = {});
 
 const state = {
@@ -199,7 +199,7 @@ function crc32(bytes) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** A lossless PNG of `img`, with a tEXt chunk `steg-model` = model name after the header. */
+/** A lossless PNG of `img`; with `modelName`, a tEXt chunk `steg-model` after the header (stego PNGs get none). */
 async function encodePng(img, modelName) {
   const [canvas, ctx] = canvas2d(img.width, img.height);
   ctx.putImageData(toImageData(img), 0, 0);
@@ -371,7 +371,7 @@ async function hide() {
   const decoded = await decodeFile(state.secret.file, cover.width, cover.height);
   const secret = toPlanar(decoded.imageData, model.channels);
   const stego = await apply(session, { cover, secret }, model);
-  const blob = await encodePng(stego, model.name);
+  const blob = await encodePng(stego, null); // no tag: nothing marks a stego image
   timings.hide_ms = performance.now() - start;
   show(stego, "stego-view");
   const name = `${baseName(state.cover.file.name)}-stego.png`;

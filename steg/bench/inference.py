@@ -5,7 +5,9 @@
   per architecture (fp32, untrained weights: speed does not depend on them), in
   ms and peak memory, each size in its own process.
 - ``cli``: wall time of ``steg hide`` and ``steg reveal`` of a 256x256 pair with
-  the shipped model, each a fresh process as a user runs it (best of 3 or more).
+  the shipped model, each a fresh process as a user runs it (best of 3 or more),
+  and the peak memory (whole process, max RSS) of ``steg hide`` against the cover's
+  size (the inference sizes), PNG decoding and writing included.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from steg.bench.common import ROOT, BenchError, build_model, peak_memory_mb, run_worker, sync
 
-__all__ = ["worker_inference", "cli_wall_times", "part_inference", "part_cli"]
+__all__ = ["worker_inference", "cli_wall_times", "cli_peak_memory", "part_inference", "part_cli"]
 
 
 def worker_inference(model: str, device: str, size: int, seed: int, repeats: int, tiny: bool = False) -> dict[str, Any]:
@@ -87,6 +89,45 @@ def cli_wall_times(repeats: int, size: int = 256, model: str = "default") -> dic
             **{f"{name}_all_s": values for name, values in times.items()}}
 
 
+_PEAK_WORKER = (
+    "import resource, sys\n"
+    "from steg.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n"
+    "sys.exit(code)\n"
+)
+
+
+def cli_peak_memory(sizes: list[int], model: str = "default") -> list[dict[str, Any]]:
+    """Peak memory (max RSS, MB) of ``steg hide`` with a size x size PNG cover and a 256x256 secret, per size.
+
+    Each size in a fresh process, as a user runs it: PNG decoding, fitting,
+    padding, tiling and the PNG write included (Linux: ``ru_maxrss`` is in KB).
+    """
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        secret = tmp_path / "secret.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(secret)
+        for size in sizes:
+            cover, stego = tmp_path / f"cover{size}.png", tmp_path / f"stego{size}.png"
+            Image.fromarray(np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                cover, compress_level=1)
+            proc = subprocess.run([sys.executable, "-c", _PEAK_WORKER, "hide", str(cover), str(secret), "-o",
+                                   str(stego), "--model", model, "--force"], capture_output=True, text=True, cwd=ROOT)
+            peak = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("peak_kb ")]
+            if proc.returncode != 0 or not peak:
+                tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+                raise BenchError(f"steg hide of a {size}x{size} cover failed: {tail[0]}")
+            rows.append({"size": size, "megapixels": size * size / 1e6, "hide_peak_mb": int(peak[0]) / 1024})
+    return rows
+
+
 def part_inference(opts, targets, progress) -> dict[str, Any]:
     """One worker per architecture and size: one progress unit each."""
     rows = []
@@ -102,5 +143,6 @@ def part_inference(opts, targets, progress) -> dict[str, Any]:
 
 def part_cli(opts, targets, progress) -> dict[str, Any]:
     result = cli_wall_times(max(3, opts.repeats))
+    result["peak_memory"] = cli_peak_memory(opts.inference_sizes)
     progress.update(1)
     return result

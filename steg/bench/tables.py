@@ -60,7 +60,11 @@ def _inference(s: dict[str, Any]) -> list[str]:
 def _cli(c: dict[str, Any]) -> list[str]:
     return [f"### `steg hide` / `steg reveal` as a user runs them ({c['size']}x{c['size']}, model "
             f"`{c['model']}`, a fresh process each, best of {c['runs']})", "",
-            f"`steg hide`: **{c['hide_s']:.2f} s**; `steg reveal`: **{c['reveal_s']:.2f} s**"]
+            f"`steg hide`: **{c['hide_s']:.2f} s**; `steg reveal`: **{c['reveal_s']:.2f} s**",
+            *(["", "Peak memory of `steg hide` (whole process, max RSS) against the cover's size:", "",
+               "| cover | megapixels | peak MB |", "|---|---|---|",
+               *(f"| {r['size']}x{r['size']} | {r['megapixels']:.2f} | {r['hide_peak_mb']:.0f} |"
+                 for r in c.get("peak_memory", []))] if c.get("peak_memory") else [])]
 
 
 def _quality(q: dict[str, Any]) -> list[str]:

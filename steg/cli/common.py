@@ -72,6 +72,9 @@ def write_output(path: Path, write) -> None:
     """Run ``write()`` (which writes ``path`` atomically); an OSError names ``path``, not a temporary file."""
     try:
         write()
+    except FileExistsError:
+        raise CLIError(f"output {path} appeared while this command ran (another process wrote it); it is kept "
+                       "as it is: pass --force to overwrite it") from None
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -84,6 +87,21 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=tile_arg, default="auto", metavar="N",
                    help="process large images in overlapping N x N tiles to bound memory; auto (default): sized "
                         "for under 1 GB of activations per tile; 0: never tile")
+    add_allow_arch_option(p)
+
+
+def add_allow_arch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-arch", action="append", default=[], metavar="TARGET",
+                   help="let the model file rebuild your own architecture, e.g. mypkg.mynet.MyNet (repeatable; "
+                        "a model file naming any other non-built-in class is refused before its module is imported)")
+
+
+def allow_arch(args: argparse.Namespace) -> None:
+    """Allow the architectures the user named with --allow-arch (see :mod:`steg.nets.registry`)."""
+    if getattr(args, "allow_arch", None):
+        from steg.nets import allow_target
+
+        allow_target(*args.allow_arch)
 
 
 def tile_arg(text: str) -> int | str:
@@ -104,6 +122,7 @@ def load_model(args: argparse.Namespace):
 
     from steg.inference import load_model as load
 
+    allow_arch(args)
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError) as exc:

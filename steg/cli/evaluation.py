@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from steg.cli.common import (
-    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, write_output,
+    CLIError, add_allow_arch_option, add_key_options, add_model_options, allow_arch, check_keyed, check_output,
+    key_arg, load_model, write_output,
 )
 
 GRID_NAME = "eval_grid.png"
@@ -63,8 +64,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be >= 1, got {args.limit}")
     attacks = _parse_attack_option(args.attack)  # before anything slow: a bad spec fails at once
+    left_out: list[str] = []  # unreadable images left out before pairing
     try:
-        pairs = folder_pairs(args.covers, args.secrets)
+        pairs = folder_pairs(args.covers, args.secrets, skipped=left_out)
     except EvalError as exc:
         raise CLIError(str(exc)) from None
     if args.limit is not None:
@@ -92,13 +94,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"pairs: {result.n} ({'one folder, image i hides image i+1' if one_folder else 'two folders'}), "
           f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
     print(table(result.summary))
+    print("95% CI: of the mean over these images (Student's t); a difference within it is a tie")
     if attacks:
         from steg.attacks import attack_table
 
         print("\nrevealed secret under real distortions (Pillow codecs; 8-bit; mean over pairs):")
         print(attack_table(result.attack_summary))
+    result.skipped[:0] = left_out
     if result.skipped:
-        print(f"skipped {len(result.skipped)} pair(s)")
+        print(f"skipped {len(left_out)} unreadable image(s) and {len(result.skipped) - len(left_out)} pair(s)"
+              if left_out else f"skipped {len(result.skipped)} pair(s)")
 
     if out_dir is not None:
         from steg.io import save_image
@@ -139,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             report["attacks"] = result.attack_summary
             report["attack_images"] = result.attack_rows
         text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
-        write_output(json_path, lambda: write_text(json_path, text))
+        write_output(json_path, lambda: write_text(json_path, text, exclusive=not args.force))
         print(f"wrote {json_path}")
     return 0
 
@@ -148,6 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import load_model as load
     from steg.models import export_checkpoint
 
+    allow_arch(args)
     if args.onnx or Path(args.output).suffix.lower() == ".onnx":
         return cmd_export_onnx(args)
     ckpt, out = Path(args.checkpoint), Path(args.output)
@@ -177,7 +183,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     except OnnxError as exc:
         raise CLIError(str(exc)) from exc
     print(f"exported {args.checkpoint} -> {paths['hide']} and {paths['reveal']} (ONNX opset {OPSET}, "
-          "uint8 (N, C, H, W) in and out, dynamic N, H, W)")
+          "uint8 (N, C, H, W) in and out, dynamic N, H, W: any H, W >= the net's size multiple, padded inside)")
     if json.loads(read_metadata(paths["hide"])["arch_config"]).get("keyed"):
         warnings.warn(KEYED_ONNX_WARNING, UserWarning, stacklevel=1)
     return 0
@@ -223,5 +229,6 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors",
                    help="output model file (.safetensors, or NAME.onnx for ONNX)")
     p.add_argument("--onnx", action="store_true", help="export ONNX graphs (the output must be named NAME.onnx)")
+    add_allow_arch_option(p)
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)

@@ -24,7 +24,7 @@ name it in a config's ``_target_``; its import path goes into the model files
 
 from steg.nets.base import PrepHideReveal, StegNet
 from steg.nets.layers import Branches, GaussianNoise, SameConv, UnshuffleBody
-from steg.nets.registry import ARCHITECTURES, build_net, net_class, register
+from steg.nets.registry import ARCHITECTURES, allow_target, build_net, net_class, register
 
 # Built-ins register themselves on import.
 from steg.nets.baluja import Baluja  # noqa: E402
@@ -37,6 +37,6 @@ from steg.nets.payload import Payload, reduce_secret  # noqa: E402
 
 __all__ = [
     "ARCHITECTURES", "Baluja", "Branches", "CNN", "GaussianNoise", "HiNet", "Payload", "PrepHideReveal", "QIMNet", "SameConv",
-    "StegNet", "Subpixel", "SubpixelUNet", "UnshuffleBody", "UnshuffleUNet", "build_net", "net_class",
+    "StegNet", "Subpixel", "SubpixelUNet", "UnshuffleBody", "UnshuffleUNet", "allow_target", "build_net", "net_class",
     "reduce_secret", "register", "wrap_period",
 ]

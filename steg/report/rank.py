@@ -46,7 +46,7 @@ _TRAIN_ONLY = {"batch_size", "num_workers", "pin_memory", "persistent_workers", 
 
 
 def is_loss(metric: str) -> bool:
-    """True for ``val/loss`` and its terms (``val/cover_mse``, ...): anything not an image figure."""
+    """True for ``val/loss`` and its terms (``val/loss/cover_mse``, ...): anything not an image figure."""
     return metric.rsplit("/", 1)[-1] not in SUMMARY_METRICS
 
 
