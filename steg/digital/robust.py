@@ -37,9 +37,9 @@ __all__ = [
 ]
 
 #: Lattice step of the dither modulation (8-bit luma levels, orthonormal DCT).
-DELTA = 12.0
+DELTA = 14.0
 #: Reed-Solomon parity bytes per 255-byte codeword of the payload (corrects NSYM // 2 bytes).
-NSYM = 64
+NSYM = 48
 #: Reed-Solomon parity bytes of the 44-byte head.
 HEAD_NSYM = 44
 #: Passes of write, round, re-measure.
@@ -57,8 +57,8 @@ def _q90() -> np.ndarray:
     return np.maximum(1, (_JPEG_LUMA * 20 + 50) // 100)
 
 
-#: (row, column) of the coefficients that carry bits: not DC, row + column <= 5, quality-90 step <= 5.
-COEFFICIENTS = tuple((u, v) for u in range(8) for v in range(8) if 1 <= u + v <= 5 and _q90()[u, v] <= 5)
+#: (row, column) of the coefficients that carry bits: not DC, row + column <= 5, quality-90 step <= 4.
+COEFFICIENTS = tuple((u, v) for u in range(8) for v in range(8) if 1 <= u + v <= 5 and _q90()[u, v] <= 4)
 
 
 def _dct_matrix() -> np.ndarray:
