@@ -51,6 +51,8 @@ __all__ = [
     "sharpen_image",
 ]
 
+#: The name of the digital hiding method (:mod:`steg.digital`), which :func:`load_model` dispatches to.
+DIGITAL = "digital"
 #: Default tiling: "auto" sizes tiles so that one tile's activations fit ACTIVATION_BUDGET.
 DEFAULT_TILE = "auto"
 #: Unsharp mask used by ``reveal(sharpen=True)``.
@@ -394,8 +396,12 @@ def load_model(
     device: str | torch.device = "cpu",
     tile: int | str | None = DEFAULT_TILE,
     margin: int | None = None,
+    **options: Any,
 ) -> StegModel:
     """Load a model for inference: a .ckpt, an exported .safetensors, or a shipped model name.
+
+    ``"digital"`` is not a net: it returns :class:`steg.digital.DigitalMethod` (the same
+    user API; ``options``: ``profile``, ``codec``, ``quality``; device and tiling do not apply).
 
     Args:
         model: path or shipped name; None means the shipped model ``"default"``
@@ -406,5 +412,11 @@ def load_model(
     Raises:
         ModelError: one line naming the file (see :func:`load_net`).
     """
+    if model == DIGITAL:
+        from steg.digital import DigitalMethod
+
+        return DigitalMethod(**options)
+    if options:
+        raise ModelError(f"options {', '.join(sorted(options))} apply to --model {DIGITAL} only")
     net, info = load_net(model)
     return StegModel(net, device=device, tile=tile, margin=margin, info=info)

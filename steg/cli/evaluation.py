@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from steg.cli.common import (
-    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, write_output,
+    DIGITAL, CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, write_output,
 )
 
 GRID_NAME = "eval_grid.png"
@@ -96,6 +96,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"pairs: {result.n} ({'one folder, image i hides image i+1' if one_folder else 'two folders'}), "
           f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
     print(table(result.summary))
+    if getattr(model, "last_info", None):  # the digital method: what the channel carried
+        print(digital_summary(model.last_info))
     if attacks:
         from steg.attacks import attack_table
 
@@ -128,6 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "model": model.describe(),
             "model_source": model.source,
             "arch_config": model.net.arch_config,
+            **({"digital": model.last_info} if getattr(model, "last_info", None) else {}),
             "covers": str(args.covers),
             "secrets": args.secrets,
             "pairing": "one folder: image i hides image i+1" if one_folder else "two folders: zipped",
@@ -148,10 +151,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def digital_summary(infos: list[dict]) -> str:
+    """One line: mean payload (bits per value and per pixel), change rate and the codecs the digital method used."""
+    n = len(infos)
+    mean = lambda k: sum(i[k] for i in infos) / n  # noqa: E731
+    used = sorted({f"{i['codec']} {i['param']}" for i in infos})
+    return (f"digital payload: {mean('bits_per_value'):.3f} bits per value ({mean('bits_per_pixel'):.3f} per pixel), "
+            f"change rate {mean('change_rate'):.3f}, {infos[0]['channel']}; codecs: {', '.join(used)}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import load_model as load
     from steg.models import export_checkpoint
 
+    if args.checkpoint == DIGITAL:
+        raise CLIError(f"{DIGITAL} is Python only: it is a hiding method, not a net, so there is no model file "
+                       f"or ONNX graph to export (use steg hide/reveal --model {DIGITAL})")
     if args.onnx or Path(args.output).suffix.lower() == ".onnx":
         return cmd_export_onnx(args)
     ckpt, out = Path(args.checkpoint), Path(args.output)

@@ -74,7 +74,7 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def _to_float(a: np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
 
 
 class _MethodAsNet:
@@ -109,13 +109,19 @@ class DigitalMethod:
         quality: fix the lossy quality (0-100); None: the best that fits.
         rate: override the profile's largest payload in bits per value (channel 0 profiles).
         height: STC constraint height.
+        on_damage: "error" (default): a stego image damaged beyond repair raises
+            :class:`DigitalError` on reveal; "noise": it reveals noise (for measuring
+            attacks, as ``steg eval --attack`` does).
     """
 
     channels = 3
     size_multiple = 1
 
     def __init__(self, profile: str = "default", codec: str | None = None, quality: int | None = None,
-                 rate: float | None = None, height: int = DEFAULT_HEIGHT):
+                 rate: float | None = None, height: int = DEFAULT_HEIGHT, on_damage: str = "error"):
+        if on_damage not in ("error", "noise"):
+            raise DigitalError(f"on_damage must be 'error' or 'noise', got {on_damage!r}")
+        self.on_damage = on_damage
         if profile not in PROFILES:
             raise DigitalError(f"unknown digital profile {profile!r}; expected one of {', '.join(PROFILES)}")
         if codec is not None and codec not in codecs.available_codecs():
@@ -286,10 +292,18 @@ class DigitalMethod:
 
     def reveal_tensor(self, stego: torch.Tensor, key: Any = None) -> torch.Tensor:
         """(B, 3, H, W) stego -> (B, 3, h, w) revealed secrets (noise of the stego's size for a wrong key)."""
-        outs = [_to_float(self.reveal_array(_to_uint8(s), key=key)) for s in stego]
+        outs = [_to_float(self._reveal_or_noise(_to_uint8(s), key)) for s in stego]
         if any(o.shape != outs[0].shape for o in outs):  # secrets of different sizes: give them the stego's size
             outs = [torch.nn.functional.interpolate(o[None], size=stego.shape[-2:], mode="bilinear")[0] for o in outs]
         return torch.stack(outs)
+
+    def _reveal_or_noise(self, stego: np.ndarray, key: Any) -> np.ndarray:
+        try:
+            return self.reveal_array(stego, key=key)
+        except DigitalError:
+            if self.on_damage == "error":
+                raise
+            return np.frombuffer(os.urandom(stego.size), dtype=np.uint8).reshape(stego.shape).copy()
 
     def hide(self, cover, secret, fit: str = "resize", quantize: bool = True, key: Any = None):
         """Hide ``secret`` in ``cover`` (PIL images, paths or tensors, as :meth:`StegModel.hide`).
