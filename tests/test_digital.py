@@ -18,7 +18,7 @@ from steg.digital import PROFILES, DigitalError, DigitalMethod
 from steg.digital.cipher import PUBLIC_KEY, keyed_permutation, user_key
 from steg.digital.codec import decode, encode, fit_codec, psnr8
 from steg.digital.costs import hill, ternary_costs
-from steg.digital.embed import layout
+from steg.digital.embed import embed_residue, layout, read_residue
 from steg.digital.stc import parity_check_matrix, stc_embed, stc_extract
 from steg.io import load_image, square_image
 from steg.keys import derive_key
@@ -155,11 +155,24 @@ def test_default_profile_changes_each_value_by_at_most_one():
 
 
 def test_capacity_profile_is_bit_exact_when_the_lossless_file_fits():
-    cover, secret = photo(0, 128), photo(1, 64)
+    cover, secret = photo(0, 128), photo(2, 96)  # the lossless file needs 3 bits a value here
     method = DigitalMethod("capacity")
-    revealed = method.reveal_array(method.hide_array(cover, secret, key=KEY), key=KEY)
-    assert method.last_info[-1]["codec"] == "webp-lossless" and method.last_info[-1]["param"] == 1
-    assert np.array_equal(revealed, secret)
+    stego = method.hide_array(cover, secret, key=KEY)
+    info = method.last_info[-1]
+    assert info["codec"] == "webp-lossless" and info["param"] == 1 and info["channel"] == "3 bits a value"
+    assert np.array_equal(method.reveal_array(stego, key=KEY), secret)
+    assert np.abs(stego.astype(int) - cover).max() <= 7 and psnr8(stego, cover) > 37
+
+
+@pytest.mark.parametrize("b", [1, 2, 3])
+def test_residue_embedding_writes_b_bits_a_value_with_the_nearest_change(b):
+    values = np.concatenate([np.arange(256), np.arange(256)]).astype(np.uint8)
+    payload = np.frombuffer(os.urandom(len(values) * b), dtype=np.uint8) & 1
+    out = embed_residue(values, payload, b)
+    assert np.array_equal(read_residue(out, len(payload), b), payload)
+    change = np.abs(out.astype(int) - values)
+    inside = (values >= (1 << b)) & (values < 256 - (1 << b))
+    assert change[inside].max() <= 1 << (b - 1) and change.max() < 1 << b
 
 
 @pytest.mark.parametrize("profile", ["default", "stealth", "capacity"])
