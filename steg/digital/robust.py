@@ -8,7 +8,7 @@ with a keyed dither, Chen and Wornell 2001) survives as long as JPEG moves the
 coefficient by less than DELTA / 4.
 
 * Slots: the :data:`COEFFICIENTS` (``(row, column)`` of the 8x8 DCT: low and mid
-  frequencies whose Q = 90 step is at most 5) of every whole 8x8 block of the
+  frequencies whose Q = 90 step is at most 5: 19 a block) of every whole 8x8 block of the
   luma Y = 0.299 R + 0.587 G + 0.114 B, shuffled by a key-only permutation.
 * Writing: the coefficients are moved to the nearest lattice point of their bit;
   the luma change is added to R, G and B alike (so Cb and Cr do not change), the
@@ -57,8 +57,8 @@ def _q90() -> np.ndarray:
     return np.maximum(1, (_JPEG_LUMA * 20 + 50) // 100)
 
 
-#: (row, column) of the coefficients that carry bits: not DC, row + column <= 5, quality-90 step <= 4.
-COEFFICIENTS = tuple((u, v) for u in range(8) for v in range(8) if 1 <= u + v <= 5 and _q90()[u, v] <= 4)
+#: (row, column) of the coefficients that carry bits: not DC, row + column <= 6, quality-90 step <= 5 (19 of 64).
+COEFFICIENTS = tuple((u, v) for u in range(8) for v in range(8) if 1 <= u + v <= 6 and _q90()[u, v] <= 5)
 
 
 def _dct_matrix() -> np.ndarray:
