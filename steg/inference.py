@@ -400,8 +400,8 @@ def load_model(
 ) -> StegModel:
     """Load a model for inference: a .ckpt, an exported .safetensors, or a shipped model name.
 
-    ``"digital"`` is not a net: it returns :class:`steg.digital.DigitalMethod` (the same
-    user API; ``options``: ``profile``, ``codec``, ``quality``; device and tiling do not apply).
+    ``"digital"`` (or ``"digital:PROFILE"``) is not a net: it returns :class:`steg.digital.DigitalMethod`
+    (the same user API; ``options``: ``profile``, ``codec``, ``quality``; device and tiling do not apply).
 
     Args:
         model: path or shipped name; None means the shipped model ``"default"``
@@ -412,9 +412,11 @@ def load_model(
     Raises:
         ModelError: one line naming the file (see :func:`load_net`).
     """
-    if model == DIGITAL:
+    if isinstance(model, str) and (model == DIGITAL or model.startswith(DIGITAL + ":")):
         from steg.digital import DigitalMethod
 
+        if ":" in model:  # "digital:PROFILE", the form the bench's tables and commands use
+            options = {"profile": model.split(":", 1)[1], **options}
         return DigitalMethod(**options)
     if options:
         raise ModelError(f"options {', '.join(sorted(options))} apply to --model {DIGITAL} only")

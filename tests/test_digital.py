@@ -283,3 +283,22 @@ def test_cli_hide_reveal_with_profile(tmp_path, capsys):
     assert "--model digital only" in capsys.readouterr().err
     assert main(["export", "digital", "-o", str(tmp_path / "d.onnx")]) == 2
     assert "Python only" in capsys.readouterr().err
+
+
+def test_bench_measures_the_digital_profiles_like_shipped_models():
+    from types import SimpleNamespace
+
+    from steg.bench.common import DIGITAL_TARGETS, digital_payload, resolve_targets
+    from steg.bench.quality import trained_model
+    from steg.bench.tables import _model
+    from steg.inference import load_model
+
+    assert set(DIGITAL_TARGETS) <= {t.name for t in resolve_targets(None)}
+    (target,) = resolve_targets("digital:stealth")
+    source, where = trained_model(SimpleNamespace(), target)
+    model = load_model(source)
+    assert isinstance(model, DigitalMethod) and model.profile_name == "stealth" and "nothing to train" in where
+    assert digital_payload(model) == {}
+    model.hide_tensor(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 32, 32))
+    row = {"model": target.name, "kind": target.kind, **digital_payload(model)}
+    assert 0 < row["payload"]["bits_per_value"] <= 0.15 and "bit/value" in _model(row)

@@ -113,7 +113,12 @@ def load_model(args: argparse.Namespace):
     from steg.inference import load_model as load
 
     profile = getattr(args, "profile", None)
-    if args.model == DIGITAL:
+    if args.model == DIGITAL or args.model.startswith(DIGITAL + ":"):  # digital:PROFILE = --profile PROFILE
+        if ":" in args.model:
+            named = args.model.split(":", 1)[1]
+            if profile is not None and profile != named:
+                raise CLIError(f"--model {args.model} and --profile {profile} disagree; give one of them")
+            profile = named
         # eval and analyze measure: a damaged stego image (an attack) reveals noise there, not an error
         measuring = getattr(args, "command", None) in ("eval", "analyze")
         return load(DIGITAL, profile=profile or "default", on_damage="noise" if measuring else "error")

@@ -153,11 +153,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def digital_summary(infos: list[dict]) -> str:
     """One line: mean payload (bits per value and per pixel), change rate and the codecs the digital method used."""
-    n = len(infos)
-    mean = lambda k: sum(i[k] for i in infos) / n  # noqa: E731
-    used = sorted({f"{i['codec']} {i['param']}" for i in infos})
-    return (f"digital payload: {mean('bits_per_value'):.3f} bits per value ({mean('bits_per_pixel'):.3f} per pixel), "
-            f"change rate {mean('change_rate'):.3f}, {infos[0]['channel']}; codecs: {', '.join(used)}")
+    from steg.digital.method import payload_summary
+
+    p = payload_summary(infos)
+    return (f"digital payload: {p['bits_per_value']:.3f} bits per value ({p['bits_per_pixel']:.3f} per pixel), "
+            f"change rate {p['change_rate']:.3f}, {p['channel']}; codecs: {', '.join(p['codecs'])}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from steg.digital.embed import embed_spatial, payload_capacity, read_head, read_
 from steg.digital.robust import capacity_bytes, embed_robust, read_robust_head, read_robust_payload
 from steg.digital.stc import DEFAULT_HEIGHT
 
-__all__ = ["PROFILES", "Profile", "DigitalMethod", "DigitalError"]
+__all__ = ["PROFILES", "Profile", "DigitalMethod", "DigitalError", "payload_summary"]
 
 ROBUST_CHANNEL = 8
 
@@ -67,6 +67,15 @@ PROFILES = {
 }
 
 
+def payload_summary(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over hides of :attr:`DigitalMethod.last_info` entries: bits per value/pixel, change rate; the codecs."""
+    n = max(len(infos), 1)
+    mean = lambda k: sum(i[k] for i in infos) / n  # noqa: E731
+    return {"bits_per_value": mean("bits_per_value"), "bits_per_pixel": mean("bits_per_pixel"),
+            "change_rate": mean("change_rate"), "channel": infos[0]["channel"] if infos else None,
+            "codecs": sorted({f"{i['codec']} {i['param']}" for i in infos}), "hides": len(infos)}
+
+
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) float in [0, 1] -> (H, W, C) uint8 (what a PNG holds)."""
     return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -92,8 +101,10 @@ class _MethodAsNet:
 
     def hide_with_key(self, cover: torch.Tensor, secret: torch.Tensor, keys: Sequence[bytes] | None) -> torch.Tensor:
         """(B, 3, H, W) x2 and B keys (or None: no key) -> (B, 3, H, W) stego, as steganalysis training needs."""
+        kept = len(self.method.last_info)  # the attackers' own hides are not the method's measured payload
         outs = [self.method.hide_tensor(cover[i : i + 1], secret[i : i + 1], key=None if keys is None else keys[i])
                 for i in range(len(cover))]
+        del self.method.last_info[kept:]
         return torch.cat(outs)
 
     def parameters(self):
