@@ -302,3 +302,22 @@ def test_bench_measures_the_digital_profiles_like_shipped_models():
     model.hide_tensor(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 32, 32))
     row = {"model": target.name, "kind": target.kind, **digital_payload(model)}
     assert 0 < row["payload"]["bits_per_value"] <= 0.15 and "bit/value" in _model(row)
+
+
+def test_cli_eval_reports_the_digital_payload(tmp_path, capsys):
+    import json
+
+    from steg.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(i, 64)).save(folder / f"{i}.png")
+    assert main(["eval", "--model", "digital:stealth", "--key", "k", "--covers", str(folder), "--size", "64",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "profile stealth" in out and re.search(r"digital payload: 0\.1\d+ bits per value", out)
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert len(report["digital"]) == 3 and report["psnr_secret"] > 20
+    assert main(["eval", "--model", "digital:stealth", "--profile", "robust", "--covers", str(folder)]) == 2
+    assert "disagree" in capsys.readouterr().err
