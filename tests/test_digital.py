@@ -302,6 +302,9 @@ def test_bench_measures_the_digital_profiles_like_shipped_models():
     model.hide_tensor(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 32, 32))
     row = {"model": target.name, "kind": target.kind, **digital_payload(model)}
     assert 0 < row["payload"]["bits_per_value"] <= 0.15 and "bit/value" in _model(row)
+    # the attackers' own stego images (analyze's steganalyser training) are not the method's payload
+    made = model.net.hide_with_key(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64), None)
+    assert made.shape == (2, 3, 64, 64) and len(model.last_info) == 1
 
 
 def test_cli_eval_reports_the_digital_payload(tmp_path, capsys):
@@ -321,3 +324,13 @@ def test_cli_eval_reports_the_digital_payload(tmp_path, capsys):
     assert len(report["digital"]) == 3 and report["psnr_secret"] > 20
     assert main(["eval", "--model", "digital:stealth", "--profile", "robust", "--covers", str(folder)]) == 2
     assert "disagree" in capsys.readouterr().err
+
+
+def test_a_few_damaged_head_values_are_outvoted_by_the_other_copies():
+    cover, data = photo(1, 64), os.urandom(100)
+    method = DigitalMethod("default")
+    stego = method.hide_bytes(cover, data, key=KEY)
+    head, _ = layout(KEY, cover.size)
+    flat = stego.reshape(-1).copy()
+    flat[head[:6]] ^= 1  # the first copy's values only
+    assert method.reveal_bytes(flat.reshape(stego.shape), key=KEY) == data
