@@ -334,3 +334,18 @@ def test_a_few_damaged_head_values_are_outvoted_by_the_other_copies():
     flat = stego.reshape(-1).copy()
     flat[head[:6]] ^= 1  # the first copy's values only
     assert method.reveal_bytes(flat.reshape(stego.shape), key=KEY) == data
+
+
+def test_cli_reveals_a_jpeg_90_copy_with_the_robust_profile(tmp_path, capsys):
+    from steg.cli import main
+
+    Image.fromarray(photo(2, 128)).save(tmp_path / "cover.png")
+    Image.fromarray(photo(3, 48)).save(tmp_path / "secret.png")
+    args = ["--model", "digital", "--profile", "robust", "--key", "pw"]
+    assert main(["hide", str(tmp_path / "cover.png"), str(tmp_path / "secret.png"), "-o", str(tmp_path / "s.png"),
+                 *args]) == 0
+    Image.open(tmp_path / "s.png").save(tmp_path / "s.jpg", quality=90)
+    capsys.readouterr()
+    assert main(["reveal", str(tmp_path / "s.jpg"), "-o", str(tmp_path / "r.png"), *args]) == 0
+    assert "lossy" not in capsys.readouterr().err
+    assert psnr8(np.asarray(Image.open(tmp_path / "r.png")), photo(3, 48)) > 18  # noise scores about 8 dB
