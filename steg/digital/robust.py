@@ -39,7 +39,7 @@ __all__ = [
 #: Lattice step of the dither modulation (8-bit luma levels, orthonormal DCT).
 DELTA = 14.0
 #: Reed-Solomon parity bytes per 255-byte codeword of the payload (corrects NSYM // 2 bytes).
-NSYM = 48
+NSYM = 64
 #: Reed-Solomon parity bytes of the 44-byte head.
 HEAD_NSYM = 44
 #: Passes of write, round, re-measure.
