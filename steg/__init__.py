@@ -25,17 +25,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from steg.models import ModelError, export_checkpoint
 
 
-def load_model(model=None, device="cpu", tile: int | str | None = "auto", margin: int | None = None):
+def load_model(model=None, device="cpu", tile: int | str | None = "auto", margin: int | None = None, **options):
     """Load a model for inference; see :func:`steg.inference.load_model`.
 
     ``model``: a training checkpoint (.ckpt), an exported model (.safetensors)
     or the name of a shipped model (``steg/pretrained/NAME.safetensors``);
     None means the shipped model ``"default"``. ``tile``: core tile side for large
-    images ("auto": sized to bound memory; None: never tile). Returns a :class:`steg.inference.StegModel`.
+    images ("auto": sized to bound memory; None: never tile). Returns a :class:`steg.inference.StegModel`;
+    ``"digital"`` returns the digital method (:class:`steg.digital.DigitalMethod`, same API; ``options``:
+    ``profile``, ``codec``, ``quality``).
     """
     from steg import inference
 
-    return inference.load_model(model, device=device, tile=tile, margin=margin)
+    return inference.load_model(model, device=device, tile=tile, margin=margin, **options)
 
 
 def __getattr__(name: str):

@@ -52,6 +52,8 @@ __all__ = [
     "sharpen_image",
 ]
 
+#: The name of the digital hiding method (:mod:`steg.digital`), which :func:`load_model` dispatches to.
+DIGITAL = "digital"
 #: Default tiling: "auto" sizes tiles so that one tile's activations fit ACTIVATION_BUDGET.
 DEFAULT_TILE = "auto"
 #: Unsharp mask used by ``reveal(sharpen=True)``.
@@ -359,8 +361,12 @@ def load_model(
     device: str | torch.device = "cpu",
     tile: int | str | None = DEFAULT_TILE,
     margin: int | None = None,
+    **options: Any,
 ) -> StegModel:
     """Load a model for inference: a .ckpt, an exported .safetensors, or a shipped model name.
+
+    ``"digital"`` (or ``"digital:PROFILE"``) is not a net: it returns :class:`steg.digital.DigitalMethod`
+    (the same user API; ``options``: ``profile``, ``codec``, ``quality``; device and tiling do not apply).
 
     Args:
         model: path or shipped name; None means the shipped model ``"default"``
@@ -371,5 +377,13 @@ def load_model(
     Raises:
         ModelError: one line naming the file (see :func:`load_net`).
     """
+    if isinstance(model, str) and (model == DIGITAL or model.startswith(DIGITAL + ":")):
+        from steg.digital import DigitalMethod
+
+        if ":" in model:  # "digital:PROFILE", the form the bench's tables and commands use
+            options = {"profile": model.split(":", 1)[1], **options}
+        return DigitalMethod(**options)
+    if options:
+        raise ModelError(f"options {', '.join(sorted(options))} apply to --model {DIGITAL} only")
     net, info = load_net(model)
     return StegModel(net, device=device, tile=tile, margin=margin, info=info)

@@ -21,7 +21,10 @@ def test_default_targets_are_every_architecture_and_every_shipped_model():
 
     targets = resolve_targets(None)
     assert [t.arch for t in targets if t.arch] == list(models())
-    assert [t.shipped for t in targets if t.shipped] == shipped_models() and "default" in shipped_models()
+    from steg.bench.common import DIGITAL_TARGETS
+
+    assert [t.shipped for t in targets if t.shipped] == shipped_models() + list(DIGITAL_TARGETS)
+    assert "default" in shipped_models()
     assert resolve_targets("hinet,default,shipped:default") == [Target(arch="hinet"), Target(shipped="default")]
 
 

@@ -26,6 +26,9 @@ SHIPPED_PREFIX = "shipped:"
 #: The passphrase of keyed models in the security and robustness parts (a benchmark key, public
 #: on purpose: the attackers measured never see it; anyone may rerun the commands with it).
 BENCH_KEY = "steg-bench"
+#: The digital method's profiles (``steg.digital``): rows of the security and robustness tables, measured
+#: like a shipped model (no training); ``load_model("digital:PROFILE")``.
+DIGITAL_TARGETS = ("digital:default", "digital:capacity", "digital:stealth", "digital:robust")
 
 
 class BenchError(RuntimeError):
@@ -46,7 +49,8 @@ def models() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Target:
-    """One model of the tables: ``arch`` (a config name) or ``shipped`` (a shipped model's name)."""
+    """One model of the tables: ``arch`` (a config name) or ``shipped`` (a shipped model's name, or
+    ``digital:PROFILE``, the digital method)."""
 
     arch: str | None = None
     shipped: str | None = None
@@ -62,7 +66,19 @@ class Target:
     @property
     def label(self) -> str:
         """How the tables name it: ``qim``, or ``default (shipped)``."""
+        if self.shipped in DIGITAL_TARGETS:
+            return self.shipped
         return self.arch if self.arch else f"{self.shipped} (shipped)"
+
+
+def digital_payload(model) -> dict[str, Any]:
+    """``{"payload": ...}`` (bits per value, change rate, codecs) for the digital method's rows, else ``{}``."""
+    infos = getattr(model, "last_info", None)
+    if not infos:
+        return {}
+    from steg.digital.method import payload_summary
+
+    return {"payload": payload_summary(infos)}
 
 
 def resolve_targets(text: str | None) -> list[Target]:
@@ -75,7 +91,8 @@ def resolve_targets(text: str | None) -> list[Target]:
 
     shipped = shipped_models()
     if text is None:
-        return [Target(arch=m) for m in models()] + [Target(shipped=s) for s in shipped]
+        return ([Target(arch=m) for m in models()] + [Target(shipped=s) for s in shipped]
+                + [Target(shipped=d) for d in DIGITAL_TARGETS])
     targets: list[Target] = []
     for name in (n.strip() for n in text.split(",")):
         if not name:
@@ -86,6 +103,8 @@ def resolve_targets(text: str | None) -> list[Target]:
                 raise fail(f"--models: {name!r}: no shipped model steg/pretrained/{stem}.safetensors "
                            f"(shipped models: {', '.join(shipped) or 'none'})")
             target = Target(shipped=stem)
+        elif name in DIGITAL_TARGETS:
+            target = Target(shipped=name)
         elif (ROOT / "conf" / "model" / f"{name}.yaml").is_file():
             target = Target(arch=name)
         elif name in shipped:

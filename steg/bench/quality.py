@@ -20,7 +20,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from steg.bench.common import ROOT, BenchError, Target, heldout_images, hms, model_overrides, preset
+from steg.bench.common import (
+    DIGITAL_TARGETS, ROOT, BenchError, Target, heldout_images, hms, model_overrides, preset,
+)
 
 __all__ = ["run_dir", "find_checkpoint", "trained_model", "train_command", "part_quality"]
 
@@ -48,6 +50,8 @@ def trained_model(opts, target: Target) -> tuple[str | None, str]:
     A shipped model is its name; an architecture is the checkpoint of its quality run in
     ``--runs-dir`` at ``--budget-min`` (None, with the reason, where there is none).
     """
+    if target.shipped in DIGITAL_TARGETS:
+        return target.shipped, "steg.digital (a hiding method: nothing to train)"
     if target.shipped:
         return target.shipped, f"steg/pretrained/{target.shipped}.safetensors"
     folder = run_dir(opts, target.arch)
@@ -76,6 +80,8 @@ def each_model(opts, targets: list[Target], progress, part: str, skipped: list[d
         else:
             progress.set_postfix_str(f"{target.label}: loading")
             model = load_model(source)
+            if target.shipped in DIGITAL_TARGETS:
+                model.on_damage = "noise"  # an attacked stego image is a figure (noise), not an error
             yield target, source, where, model, (BENCH_KEY if getattr(model.net, "keyed", False) else None)
         progress.update(1)
 

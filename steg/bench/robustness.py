@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from steg.bench.common import BENCH_KEY, Target, heldout_images
+from steg.bench.common import BENCH_KEY, Target, digital_payload, heldout_images
 from steg.bench.quality import each_model
 
 __all__ = ["DEFAULT_ATTACKS", "eval_command", "part_robustness"]
@@ -42,7 +42,7 @@ def part_robustness(opts, targets: list[Target], progress) -> dict[str, Any]:
         progress.set_postfix_str(target.label)
         result = evaluate(model, pairs, size=opts.eval_size, attacks=opts.attacks, key=key)
         rows.append({"model": target.name, "kind": target.kind, "source": where, "keyed": key is not None,
-                     "architecture": model.net.arch_config.get("name"), "pairs": result.n,
+                     "architecture": model.net.arch_config.get("name"), **digital_payload(model), "pairs": result.n,
                      "psnr_stego": result.summary["psnr_stego"], "attacks": result.attack_summary,
                      "command": eval_command(source, key, images, opts.eval_size, opts.attacks)})
     return {"images": str(images), "size": opts.eval_size, "attacks": [a.spec for a in opts.attacks],

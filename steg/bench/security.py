@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from steg.bench.common import BENCH_KEY, Target, heldout_images, heldout_paths
+from steg.bench.common import BENCH_KEY, Target, digital_payload, heldout_images, heldout_paths
 from steg.bench.quality import each_model
 
 __all__ = ["analyze_command", "headline", "part_security"]
@@ -70,7 +70,7 @@ def part_security(opts, targets: list[Target], progress) -> dict[str, Any]:
         result.report["command"] = command
         write_report(result, out)
         rows.append({"model": target.name, "kind": target.kind, "source": where, "keyed": key is not None,
-                     "architecture": model.net.arch_config.get("name"), "pairs": result.report.get("n"),
+                     "architecture": model.net.arch_config.get("name"), **digital_payload(model), "pairs": result.report.get("n"),
                      **headline(result.report), "command": command, "report_dir": str(out)})
     return {"images": str(images), "size": opts.eval_size, "thief_steps": opts.thief_steps,
             "detector_steps": opts.detector_steps, "key": BENCH_KEY, "seed": opts.seed,

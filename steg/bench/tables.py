@@ -82,7 +82,12 @@ def _quality(q: dict[str, Any]) -> list[str]:
 
 
 def _model(row: dict[str, Any]) -> str:
-    """A row's model: `qim` (an architecture's checkpoint) or `default` (shipped)."""
+    """A row's model: `qim` (an architecture's checkpoint), `default` (shipped) or `digital:stealth` (its payload)."""
+    if row.get("payload"):  # the digital method: a hiding method, measured with the payload it carried
+        p = row["payload"]
+        return f"`{row['model']}` ({p['bits_per_value']:.3f} bit/value, change rate {p['change_rate']:.3f})"
+    if str(row.get("model", "")).startswith("digital:"):
+        return f"`{row['model']}`"
     return f"`{row['model']}`" + (" (shipped)" if row.get("kind") == "shipped" else "")
 
 

@@ -21,7 +21,9 @@ One module per group of commands (:mod:`steg.cli.images`: hide, reveal, samples;
 :mod:`steg.cli.web`: web; :mod:`steg.cli.analyze`: analyze), each a
 thin handler over the library (:mod:`steg.inference`, :mod:`steg.evaluate`,
 :mod:`steg.models`). ``--model``: a training checkpoint (.ckpt), an exported
-model (.safetensors) or the name of a shipped model; default ``default``. Every
+model (.safetensors) or the name of a shipped model; default ``default``;
+``--model digital --profile default|capacity|stealth|robust`` is the digital
+method (:mod:`steg.digital`: compress, encrypt, embed). Every
 error is one line on stderr, ``steg: error: ...``, exit status 2 (1 for an
 unexpected internal error); warnings are one line, ``steg: warning: ...``.
 Outputs are checked (kind, not an input, writable) before any work and written
@@ -83,7 +85,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
     types: list[type[BaseException]] = [CLIError, Image.DecompressionBombError, Image.DecompressionBombWarning]
     for module, name in (("steg.io", "ImageError"), ("steg.models", "ModelError"), ("steg.evaluate", "EvalError"),
-                         ("steg.attacks", "AttackError")):
+                         ("steg.attacks", "AttackError"), ("steg.digital.cipher", "DigitalError")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)

@@ -10,6 +10,8 @@ from typing import Sequence
 
 PROG = "steg"
 DEFAULT_MODEL = "default"  # == steg.models.DEFAULT_MODEL (kept here so --help needs no torch)
+DIGITAL = "digital"  # == steg.inference.DIGITAL
+DIGITAL_PROFILES = ("default", "capacity", "stealth", "robust")  # == steg.digital.PROFILES
 LOSSY_REASON = "lossy compression destroys the hidden image"
 
 
@@ -83,6 +85,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="M",
                    help="training checkpoint (.ckpt), exported model (.safetensors) or shipped model name "
                         f"(steg/pretrained/NAME.safetensors); default: {DEFAULT_MODEL}")
+    p.add_argument("--profile", choices=DIGITAL_PROFILES, default=None,
+                   help="with --model digital: default (lossless PNG, quality first), capacity, stealth or robust "
+                        "(survives JPEG 90); see docs/digital.md")
     p.add_argument("--device", default="cpu", help="device the nets run on (cpu, cuda, cuda:1, ...); default: cpu")
     p.add_argument("--tile", type=tile_arg, default="auto", metavar="N",
                    help="process large images in overlapping N x N tiles to bound memory; auto (default): sized "
@@ -117,11 +122,26 @@ def tile_arg(text: str) -> int | str:
 
 
 def load_model(args: argparse.Namespace):
-    """The model the command's --model/--device/--tile name (a :class:`steg.inference.StegModel`)."""
+    """The model the command's --model/--device/--tile name (a :class:`steg.inference.StegModel`).
+
+    ``--model digital [--profile P]``: the digital method (:class:`steg.digital.DigitalMethod`).
+    """
     import torch
 
     from steg.inference import load_model as load
 
+    profile = getattr(args, "profile", None)
+    if args.model == DIGITAL or args.model.startswith(DIGITAL + ":"):  # digital:PROFILE = --profile PROFILE
+        if ":" in args.model:
+            named = args.model.split(":", 1)[1]
+            if profile is not None and profile != named:
+                raise CLIError(f"--model {args.model} and --profile {profile} disagree; give one of them")
+            profile = named
+        # eval and analyze measure: a damaged stego image (an attack) reveals noise there, not an error
+        measuring = getattr(args, "command", None) in ("eval", "analyze")
+        return load(DIGITAL, profile=profile or "default", on_damage="noise" if measuring else "error")
+    if profile is not None:
+        raise CLIError(f"--profile applies to --model {DIGITAL} only (got --model {args.model})")
     allow_arch(args)
     try:
         device = torch.device(args.device)

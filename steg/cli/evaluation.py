@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from steg.cli.common import (
-    CLIError, add_allow_arch_option, add_key_options, add_model_options, allow_arch, check_keyed, check_output,
-    key_arg, load_model, write_output,
+    DIGITAL, CLIError, add_allow_arch_option, add_key_options, add_model_options, allow_arch, check_keyed,
+    check_output, key_arg, load_model, write_output,
 )
 
 GRID_NAME = "eval_grid.png"
@@ -95,6 +95,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"evaluated at {size_text}; stego and revealed quantized to 8 bits")
     print(table(result.summary))
     print("95% CI: of the mean over these images (Student's t); a difference within it is a tie")
+    if getattr(model, "last_info", None):  # the digital method: what the channel carried
+        print(digital_summary(model.last_info))
     if attacks:
         from steg.attacks import attack_table
 
@@ -129,6 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "model": model.describe(),
             "model_source": model.source,
             "arch_config": model.net.arch_config,
+            **({"digital": model.last_info} if getattr(model, "last_info", None) else {}),
             "covers": str(args.covers),
             "secrets": args.secrets,
             "pairing": "one folder: image i hides image i+1" if one_folder else "two folders: zipped",
@@ -149,10 +152,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def digital_summary(infos: list[dict]) -> str:
+    """One line: mean payload (bits per value and per pixel), change rate and the codecs the digital method used."""
+    from steg.digital.method import payload_summary
+
+    p = payload_summary(infos)
+    return (f"digital payload: {p['bits_per_value']:.3f} bits per value ({p['bits_per_pixel']:.3f} per pixel), "
+            f"change rate {p['change_rate']:.3f}, {p['channel']}; codecs: {', '.join(p['codecs'])}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from steg.inference import load_model as load
     from steg.models import export_checkpoint
 
+    if args.checkpoint == DIGITAL:
+        raise CLIError(f"{DIGITAL} is Python only: it is a hiding method, not a net, so there is no model file "
+                       f"or ONNX graph to export (use steg hide/reveal --model {DIGITAL})")
     allow_arch(args)
     if args.onnx or Path(args.output).suffix.lower() == ".onnx":
         return cmd_export_onnx(args)
