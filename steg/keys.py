@@ -44,6 +44,7 @@ __all__ = [
     "KDF_SALT",
     "KDF_PARAMS",
     "KEY_BYTES",
+    "NONCE_BYTES",
     "MAX_KEY_FILE_BYTES",
     "DerivedKey",
     "StegKeyError",
@@ -65,6 +66,9 @@ KDF_SALT = b"steg/v1/passphrase-key"
 KDF_PARAMS = {"n": 2**15, "r": 8, "p": 1}
 #: Length of a derived key.
 KEY_BYTES = 32
+#: Random bytes drawn for every image hidden with a key (96 bits: no collision in practice); every
+#: keyed method (qim's dither, the default scrambling's image key, the digital method's cipher) uses it.
+NONCE_BYTES = 12
 #: Largest key file accepted (a key file holds a passphrase or random bytes, not data).
 MAX_KEY_FILE_BYTES = 4096
 #: Resolution of :func:`key_field`: 16 bits a value.

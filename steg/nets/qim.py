@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from steg.keys import Keys, image_key, key_field, keyed_dither, per_image
+from steg.keys import NONCE_BYTES, Keys, image_key, key_field, keyed_dither, per_image
 from steg.nets.base import PerTile, Runner, StegNet, draw_nonce, run_whole
 from steg.nets.layers import UnshuffleBody, zero_init
 from steg.nets.registry import register
@@ -261,8 +261,6 @@ class QIMNet(StegNet):
 # qim's per-image nonce: one key, many images
 # --------------------------------------------------------------------------- #
 
-#: Random bytes drawn for every image hidden with a key (96 bits: no collision in practice).
-NONCE_BYTES = 12
 NONCE_BITS = 8 * NONCE_BYTES
 #: Smallest period that carries a nonce bit safely (two codes P/2 apart, rounding error <= 1/2).
 NONCE_MIN_PERIOD = 4
