@@ -239,6 +239,7 @@ def test_bad_settings_name_themselves(make, match):
 EXPECTED = {
     "none": D.Identity, "jpeg": D.JPEG, "noise": D.GaussianNoise, "resize": D.Resize, "blur": D.Blur,
     "crop": D.Crop, "dropout": D.Dropout, "combined": D.Combined,
+    "robust": D.Combined, "baluja_noise": D.GaussianNoise,  # the presets' channels (experiment=robust, baluja_paper)
 }
 
 
@@ -248,7 +249,9 @@ def test_every_config_is_listed():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_config_instantiates_and_runs(name):
-    layer = hydra.utils.instantiate(OmegaConf.load(CONF / f"{name}.yaml"))
+    from conftest import compose_train
+
+    layer = hydra.utils.instantiate(compose_train([f"distortion={name}"]).distortion)  # as train.py composes it
     assert type(layer) is EXPECTED[name]
     torch.manual_seed(0)
     out = layer.train()(noisy(h=64, w=64), noisy(h=64, w=64, seed=1))

@@ -78,8 +78,9 @@ def _mse(a, b) -> float:
     return float(((a - b) ** 2).mean())
 
 
-def test_a_toy_keyed_method_works_through_load_model_with_tiles(tmp_path):
+def test_a_toy_keyed_method_works_through_load_model_with_tiles(tmp_path, monkeypatch):
     """One class, no other file: StegModel tiles it, a model file rebuilds it, only the right key reveals."""
+    monkeypatch.setenv("STEG_ALLOW_ARCH", f"{__name__}.ToyKeyedNet")  # a user's own class, named by the user
     cover, secret = _photos(48)
     path = save_checkpoint(ToyKeyedNet(), tmp_path / "toy.ckpt")
     model = load_model(path, tile=None)

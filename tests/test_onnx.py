@@ -70,7 +70,7 @@ def test_shipped_model_parity_on_held_out_photos(default_onnx):
     shapes = set()
     for cover, secret in _held_out_pairs(model.size_multiple):
         shapes.add(cover.shape)
-        want_stego = _torch_hide_reveal(model, cover, secret)[0]
+        want_stego, want_revealed = _torch_hide_reveal(model, cover, secret)
         stego = run_onnx(default_onnx["hide"], cover=cover, secret=secret)
         assert stego.dtype == np.uint8 and stego.shape == cover.shape
         np.testing.assert_array_equal(stego, want_stego)
