@@ -281,7 +281,7 @@ def test_bad_model_files(models, images, tmp_path, capsys):
 def test_missing_shipped_model(images, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("steg.models.PRETRAINED_DIR", tmp_path / "pretrained")
     out = tmp_path / "stego.png"
-    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out)
+    code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "--model", "default")
     line = assert_one_line_error(code, err, "default", tmp_path / "pretrained" / "default.safetensors")
     assert "not found" in line
     code, _, err = run(capsys, "reveal", images["cover"], "-o", out, "--model", "mystery")

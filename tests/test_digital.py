@@ -279,7 +279,7 @@ def test_cli_hide_reveal_with_profile(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("steg: error:") and "\n" not in err and not (tmp_path / "r2.png").exists()
     assert main(["hide", str(tmp_path / "cover.png"), str(tmp_path / "secret.png"), "-o", str(tmp_path / "x.png"),
-                 "--profile", "stealth"]) == 2
+                 "--model", "default", "--profile", "stealth"]) == 2
     assert "--model digital only" in capsys.readouterr().err
     assert main(["export", "digital", "-o", str(tmp_path / "d.onnx")]) == 2
     assert "Python only" in capsys.readouterr().err
@@ -349,3 +349,23 @@ def test_cli_reveals_a_jpeg_90_copy_with_the_robust_profile(tmp_path, capsys):
     assert main(["reveal", str(tmp_path / "s.jpg"), "-o", str(tmp_path / "r.png"), *args]) == 0
     assert "lossy" not in capsys.readouterr().err
     assert psnr8(np.asarray(Image.open(tmp_path / "r.png")), photo(3, 48)) > 18  # noise scores about 8 dB
+
+
+def test_steg_hide_and_reveal_use_the_digital_method_by_default(tmp_path, capsys):
+    """Without --model, `steg hide`/`steg reveal` use the method that wins for a lossless PNG: digital, default profile."""
+    from steg.cli import main
+
+    Image.fromarray(photo(0, 96)).save(tmp_path / "cover.png")
+    Image.fromarray(photo(1, 64)).save(tmp_path / "secret.png")
+    assert main(["hide", str(tmp_path / "cover.png"), str(tmp_path / "secret.png"), "-o", str(tmp_path / "s.png"),
+                 "--key", "pw"]) == 0
+    cover = np.asarray(Image.open(tmp_path / "cover.png")).astype(int)
+    stego = np.asarray(Image.open(tmp_path / "s.png")).astype(int)
+    assert np.abs(stego - cover).max() <= 1  # the default profile's +-1 changes, not qim's up to 6 levels
+    assert main(["reveal", str(tmp_path / "s.png"), "-o", str(tmp_path / "r.png"), "--key", "pw"]) == 0
+    assert psnr8(np.asarray(Image.open(tmp_path / "r.png")), photo(1, 64)) > 30
+    # the shipped qim net is one option away, and cannot read the digital stego image
+    assert main(["reveal", str(tmp_path / "s.png"), "-o", str(tmp_path / "q.png"), "--key", "pw",
+                 "--model", "default"]) == 0
+    fitted = np.asarray(Image.open(tmp_path / "secret.png").resize((96, 96), Image.BICUBIC))  # qim reveals at cover size
+    assert psnr8(np.asarray(Image.open(tmp_path / "q.png")), fitted) < 20

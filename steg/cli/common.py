@@ -81,10 +81,14 @@ def write_output(path: Path, write) -> None:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="M",
-                   help="training checkpoint (.ckpt), exported model (.safetensors) or shipped model name "
-                        f"(steg/pretrained/NAME.safetensors); default: {DEFAULT_MODEL}")
+def add_model_options(p: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
+    """--model (``default``: what the command uses without it), --profile, --device, --tile, --allow-arch."""
+    what = ("the digital method (compress, encrypt, embed: the best for a lossless PNG)" if default == DIGITAL
+            else "the shipped qim net")
+    p.add_argument("--model", "-m", default=default, metavar="M",
+                   help=f"{DIGITAL} (the digital method), a training checkpoint (.ckpt), an exported model "
+                        f"(.safetensors) or a shipped model name (steg/pretrained/NAME.safetensors: default, robust); "
+                        f"default: {default}, {what}")
     p.add_argument("--profile", choices=DIGITAL_PROFILES, default=None,
                    help="with --model digital: default (lossless PNG, quality first), capacity, stealth or robust "
                         "(survives JPEG 90); see docs/digital.md")

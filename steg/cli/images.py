@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from steg.cli.common import (
-    CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, png_reason,
+    DIGITAL, CLIError, add_key_options, add_model_options, check_keyed, check_output, key_arg, load_model, png_reason,
     write_output,
 )
 
@@ -141,7 +141,7 @@ def add_parsers(sub) -> None:
     p.add_argument("cover", metavar="COVER", help="cover image (any size)")
     p.add_argument("secret", metavar="SECRET", help="secret image (fitted to the cover's size)")
     p.add_argument("-o", "--output", required=True, metavar="STEGO.png", help="output stego image (.png only)")
-    add_model_options(p)
+    add_model_options(p, default=DIGITAL)
     p.add_argument("--fit", choices=("resize", "crop"), default="resize",
                    help="fit the secret to the cover: resize (default) or scale to cover and centre-crop")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
@@ -152,7 +152,7 @@ def add_parsers(sub) -> None:
                        description="Recover the secret image from a stego PNG written by 'steg hide'.")
     p.add_argument("stego", metavar="STEGO", help="stego image (lossless, as written by steg hide)")
     p.add_argument("-o", "--output", required=True, metavar="SECRET.png", help="output revealed image (.png only)")
-    add_model_options(p)
+    add_model_options(p, default=DIGITAL)
     p.add_argument("--sharpen", action="store_true",
                    help="sharpen with smoothing: unsharp mask (5x5, sigma 1.0) on the revealed image")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
