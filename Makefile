@@ -41,16 +41,16 @@ gpu-check:  ## on a GPU machine (no install: its CUDA torch is kept): smoke-trai
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf runs outputs multirun .pytest_cache
 
-# --- the browser page (web/, steg/web.py, docs/web.md) ---------------------------------
+# --- the browser page (web/, steg/browser/page.py, docs/web.md) ---------------------------------
 .PHONY: web browser bench-web
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 web: install  ## build the browser page: onnxruntime-web (npm) into web/vendor, shipped models as ONNX into web/models
-	$(BIN)/python -m steg.web build $(ARGS)
+	$(BIN)/python -m steg.browser build $(ARGS)
 
 browser: install  ## install Debian's chromium (apt) and Playwright's Python package for tests/test_web.py
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	$(BIN)/pip install -q -e ".[web]"
 
 bench-web: web  ## page load and 256x256 hide+reveal times in headless Chromium -> experiments/bench/web.json
-	$(BIN)/python -m steg.web bench --runs 5 --json experiments/bench/web.json
+	$(BIN)/python -m steg.browser bench --runs 5 --json experiments/bench/web.json

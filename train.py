@@ -1,6 +1,6 @@
 """Train hide + reveal networks: `python train.py model=subpixel beta=0.75`.
 
-Configs live in conf/ (see conf/train.yaml); all the work is in steg.training.
+Configs live in conf/ (see conf/train.yaml); all the work is in steg.training.loop.
 A bad setting or file ends the run with one line on stderr naming it (exit code 1)
 and removes the run folder Hydra made for it, if nothing was trained into it;
 HYDRA_FULL_ERROR=1 shows the traceback instead.
@@ -33,7 +33,7 @@ def _remove_if_untouched(run_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from steg.io import FolderLockedError, one_line
-    from steg.training import train
+    from steg.training.loop import train
 
     try:
         return train(cfg)

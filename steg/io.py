@@ -364,7 +364,7 @@ def fit_image(img: Image.Image, size: tuple[int, int], fit: str = "resize") -> I
 
     "resize": resize to exactly ``size`` (aspect ratio not kept). "crop":
     ``ImageOps.fit``: the largest centred region with ``size``'s aspect ratio,
-    resized to ``size``. Tensors are fitted through this too (:mod:`steg.inference`),
+    resized to ``size``. Tensors are fitted through this too (:mod:`steg.inference.model`),
     so PIL and tensor inputs give the same pixels.
     """
     if fit not in FIT_MODES:

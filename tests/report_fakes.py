@@ -62,7 +62,7 @@ def fake_run(
         "beta": beta,
         "run_name": run_name or f"{model}_beta{beta}",
         "model": {"_target_": f"steg.nets.{model.capitalize()}"},
-        "loss": loss or {"_target_": "steg.losses.ImageLoss", "mse": 1.0, "ssim": 0.0},
+        "loss": loss or {"_target_": "steg.training.losses.ImageLoss", "mse": 1.0, "ssim": 0.0},
         "data": {"_target_": "steg.data.SampleDataModule", "image_size": image_size, "channels": 3,
                  "batch_size": batch_size, "num_workers": 0},
     }

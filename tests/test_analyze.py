@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from steg.leakage import keyless_attacks
+from steg.security.leakage import keyless_attacks
 from steg.cli import main
-from steg.steganalysis import SRM_KERNELS, SRMFilters, Steganalyser, detection_scores, pov_chi_square, train_steganalyser
+from steg.security.steganalysis import SRM_KERNELS, SRMFilters, Steganalyser, detection_scores, pov_chi_square, train_steganalyser
 from torchmetrics.functional.classification import binary_auroc
 
 
@@ -131,7 +131,7 @@ def test_steg_analyze_refuses_existing_outputs_and_bad_options(tmp_path, capsys)
 
 def _synthetic_report(thief_psnr: float, steganalyser_auroc: float) -> dict:
     """The fields report_table reads, as analyze() writes them (figures chosen for the case under test)."""
-    from steg.analyze import TARGETS
+    from steg.security.analysis import TARGETS
 
     na = float("nan")
     flat = {"wrong_key_psnr": 9.5, "no_key_psnr": None, "best_keyless_psnr": 10.7, "thief_psnr": thief_psnr,
@@ -160,7 +160,7 @@ def _synthetic_report(thief_psnr: float, steganalyser_auroc: float) -> dict:
 
 
 def test_security_table_flags_an_inverted_detector_and_uses_the_best_trivial_baseline():
-    from steg.analyze import report_table
+    from steg.security.analysis import report_table
 
     rows = {a: (b, c) for a, b, c in report_table(_synthetic_report(thief_psnr=13.00, steganalyser_auroc=0.0))}
     detector = next(v for k, v in rows.items() if k.startswith("steganalyser"))

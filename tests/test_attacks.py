@@ -1,4 +1,4 @@
-"""steg.attacks: real codecs and resampling, spec errors, per-attack measurement, steg eval --attack."""
+"""steg.distortions.attacks: real codecs and resampling, spec errors, per-attack measurement, steg eval --attack."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from steg import attacks as A
+from steg.distortions import attacks as A
+from steg.inference.evaluation import evaluate_attacks
 from steg.cli import main
 from steg.io import to_pil, to_tensor
 from conftest import gradient_noise
@@ -188,7 +189,7 @@ def test_shipped_model_is_fragile_and_crop_survives():
 
     model = steg.load_model()
     pairs = [(gradient_noise(64, 64, seed=0), gradient_noise(64, 64, seed=1))]
-    report = A.evaluate_attacks(model, pairs, "jpeg:75,crop:0.75", size=64)
+    report = evaluate_attacks(model, pairs, "jpeg:75,crop:0.75", size=64)
     s = report.summary
     assert list(s) == ["clean", "jpeg:75", "crop:0.75"] and s["clean"]["n"] == 1
     assert s["clean"]["psnr_secret"] > 28
@@ -200,14 +201,14 @@ def test_evaluate_attacks_is_evaluate_with_attacks(tmp_path):
     """One loop over pairs: evaluate_attacks gives evaluate's attack figures, takes PIL images
     like paths, and skips an unreadable pair with a warning as steg eval does."""
     import steg
-    from steg.evaluate import evaluate
+    from steg.inference.evaluation import evaluate
 
     model = steg.load_model()
     path = tmp_path / "secret.png"
     gradient_noise(64, 64, seed=1).save(path)
     pairs = [(gradient_noise(64, 64, seed=0), path), (tmp_path / "missing.png", path)]
     with pytest.warns(UserWarning, match="missing.png"):
-        report = A.evaluate_attacks(model, pairs, "jpeg:90,noise:2", size=64, seed=3)
+        report = evaluate_attacks(model, pairs, "jpeg:90,noise:2", size=64, seed=3)
     with pytest.warns(UserWarning, match="missing.png"):
         result = evaluate(model, pairs, size=64, attacks="jpeg:90,noise:2", attack_seed=3)
     assert report.summary == result.attack_summary and report.summary["clean"]["n"] == 1

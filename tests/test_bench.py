@@ -17,7 +17,7 @@ def test_models_come_from_the_registry():
 
 
 def test_default_targets_are_every_architecture_and_every_shipped_model():
-    from steg.models import shipped_models
+    from steg.inference.files import shipped_models
 
     targets = resolve_targets(None)
     assert [t.arch for t in targets if t.arch] == list(models())

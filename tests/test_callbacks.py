@@ -1,4 +1,4 @@
-"""steg.callbacks.DivergenceGuard: a blown-up validation loss rolls the run back to its best epoch."""
+"""steg.training.callbacks.DivergenceGuard: a blown-up validation loss rolls the run back to its best epoch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from steg.callbacks import DivergenceGuard
+from steg.training.callbacks import DivergenceGuard
 
 
 class Regression(L.LightningModule):
@@ -211,7 +211,7 @@ def test_train_with_callbacks_guarded_reports_a_training_rollback(tmp_path, capf
     from omegaconf import open_dict
 
     from conftest import compose_train, tiny
-    from steg.training import train
+    from steg.training.loop import train
 
     cfg = tiny(compose_train(["callbacks=guarded", "logger=csv", "model=unet"]), tmp_path / "run")
     with open_dict(cfg):

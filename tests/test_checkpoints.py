@@ -12,10 +12,10 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_train, tiny
-from steg.checkpoints import AtomicCheckpointIO, read_checkpoint
+from steg.training.checkpoints import AtomicCheckpointIO, read_checkpoint
 from steg.io import json_safe
-from steg.reporting import write_report
-from steg.training import _optimized_value, instantiate_run, restore_config, train
+from steg.training.summary import write_report
+from steg.training.loop import _optimized_value, instantiate_run, restore_config, train
 
 
 def _ckpt(path: Path) -> dict:
@@ -79,7 +79,7 @@ class _StopAt(L.Callback):
 
 
 def _train_with(cfg, callback):
-    import steg.training as training
+    import steg.training.loop as training
 
     original = training.instantiate_run
 
@@ -149,7 +149,7 @@ def test_resumed_runs_sync_line_names_every_wandb_folder(tmp_path, monkeypatch, 
     first, second = tmp_path / "first", tmp_path / "second"
     train(tiny(compose_train(["logger=wandb"]), first))
     for folder, epochs in ((first, 2), (second, 3)):
-        monkeypatch.setattr("steg.training._command_line_overrides", lambda e=epochs: [f"trainer.max_epochs={e}"])
+        monkeypatch.setattr("steg.training.loop._command_line_overrides", lambda e=epochs: [f"trainer.max_epochs={e}"])
         cfg = tiny(compose_train(["logger=wandb"]), folder)
         with open_dict(cfg):
             cfg.trainer.max_epochs = epochs

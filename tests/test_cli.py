@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from steg.cli import GRID_NAME, HISTOGRAM_NAME, main
-from steg.models import export_checkpoint
+from steg.inference.files import export_checkpoint
 from steg.nets import Subpixel
 from conftest import gradient_noise, save_checkpoint
 
@@ -279,7 +279,7 @@ def test_bad_model_files(models, images, tmp_path, capsys):
 
 
 def test_missing_shipped_model(images, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("steg.models.PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr("steg.inference.files.PRETRAINED_DIR", tmp_path / "pretrained")
     out = tmp_path / "stego.png"
     code, _, err = run(capsys, "hide", images["cover"], images["secret"], "-o", out, "--model", "default")
     line = assert_one_line_error(code, err, "default", tmp_path / "pretrained" / "default.safetensors")
@@ -665,14 +665,14 @@ def test_model_config_is_checked_before_anything_is_allocated(tmp_path, arch):
     """A small file whose arch_config asks for a huge net fails at once, without building or allocating it."""
     from safetensors.torch import save_file
 
-    from steg.models import FORMAT
+    from steg.inference.files import FORMAT
 
     bad = tmp_path / "huge.safetensors"
     meta = {"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)}
     save_file({"reveal_net.head.0.weight": torch.zeros(1)}, str(bad), metadata=meta)
     code = (
         "import resource, sys, time, torch\n"
-        "from steg.models import ModelError, load_net\n"
+        "from steg.inference.files import ModelError, load_net\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "start = time.monotonic()\n"
         "try:\n"
@@ -697,14 +697,14 @@ def test_model_file_target_is_refused_before_import(tmp_path, arch):
     """A model file naming a class that is neither built in nor allowed by the user imports nothing."""
     from safetensors.torch import save_file
 
-    from steg.models import FORMAT
+    from steg.inference.files import FORMAT
 
     bad = tmp_path / "zen.safetensors"
     save_file({"w": torch.zeros(1)}, str(bad),
               metadata={"format": FORMAT, "format_version": "1", "arch_config": json.dumps(arch)})
     code = (
         "import sys\n"
-        "from steg.models import ModelError, load_net\n"
+        "from steg.inference.files import ModelError, load_net\n"
         "try:\n"
         "    load_net(sys.argv[1])\n"
         "except ModelError as exc:\n"
@@ -754,10 +754,10 @@ def test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics(models, im
 
 @pytest.mark.slow
 def test_readme_robustness_table_is_what_its_command_measures(tmp_path, capsys):
-    """The README's robustness row, re-measured with the command written beside it (the shipped model)."""
+    """The robustness page's first row (docs/robustness.md), re-measured with the command written beside it (the shipped model)."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "robustness.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| revealed PSNR (dB) | "))
     header = readme.splitlines()[readme.splitlines().index(row) - 2]
     attacks = [a.strip() for a in header.strip("|").split("|")[1:]]

@@ -174,7 +174,7 @@ def test_logger_none_trains_without_loggers(tmp_path):
     """logger=none (what train.py reads logger=null as) trains with the default callbacks and no logger."""
     import json
 
-    from steg.training import instantiate_run, train
+    from steg.training.loop import instantiate_run, train
 
     cfg = tiny(compose_train(["logger=none"]), tmp_path / "run")
     parts = instantiate_run(cfg)

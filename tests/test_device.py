@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from placement import PlacementError, StrictPlacement
-from steg.distortions import Blur, Combined, Crop, Dropout, GaussianNoise, JPEG, Resize
+from steg.distortions.layers import Blur, Combined, Crop, Dropout, GaussianNoise, JPEG, Resize
 from steg.nets import ARCHITECTURES, net_class
 
 DISTORTIONS = {"none": None, "blur": Blur, "noise": GaussianNoise, "dropout": Dropout, "resize": Resize,
@@ -64,7 +64,7 @@ def test_strict_placement_catches_a_host_tensor():
 
 
 def _model(name: str, keyed: bool = False):
-    from steg.inference import StegModel
+    from steg.inference.model import StegModel
 
     cls = net_class(name)
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def _model(name: str, keyed: bool = False):
 
 @pytest.mark.parametrize("name, keyed", [("qim", True), ("unet", True), ("unet", False)])
 def test_analyze_follows_the_model_device(name, keyed):
-    from steg.analyze import analyze, load_pairs
+    from steg.security.analysis import analyze, load_pairs
     from steg.data import sample_photo_paths
 
     model = _model(name, keyed)
@@ -111,8 +111,8 @@ def test_keyed_nonce_follows_the_image_device():
 
 
 def test_onnx_traces_on_the_model_device(monkeypatch, tmp_path):
-    import steg.onnx as onnx_mod
-    from steg.inference import StegModel
+    import steg.browser.onnx as onnx_mod
+    from steg.inference.model import StegModel
 
     cls = net_class("unet")
     model = StegModel(cls(**cls.tiny()), device="meta")

@@ -21,7 +21,7 @@ from steg.digital.costs import hill, ternary_costs
 from steg.digital.embed import embed_residue, layout, read_residue
 from steg.digital.stc import parity_check_matrix, stc_embed, stc_extract
 from steg.io import load_image, square_image
-from steg.keys import derive_key
+from steg.security.keys import derive_key
 
 KEY = derive_key("digital tests")
 NONCE = bytes(range(12))
@@ -291,7 +291,7 @@ def test_bench_measures_the_digital_profiles_like_shipped_models():
     from steg.bench.common import DIGITAL_TARGETS, digital_payload, resolve_targets
     from steg.bench.quality import trained_model
     from steg.bench.tables import _model
-    from steg.inference import load_model
+    from steg.inference.model import load_model
 
     assert set(DIGITAL_TARGETS) <= {t.name for t in resolve_targets(None)}
     (target,) = resolve_targets("digital:stealth")

@@ -1,4 +1,4 @@
-"""steg.distortions: each distortion's effect on known images, gradients, eval identity, configs."""
+"""steg.distortions.layers: each distortion's effect on known images, gradients, eval identity, configs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from steg import distortions as D
+from steg.distortions import layers as D
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "distortion"
 
@@ -266,8 +266,8 @@ def test_combined_config_holds_every_kind():
 
 def test_training_step_reveals_from_the_distorted_stego_and_eval_does_not():
     """StegModule(distortion=...): the reveal net sees the distorted image in training only."""
-    from steg.losses import ImageLoss
-    from steg.module import StegModule
+    from steg.training.losses import ImageLoss
+    from steg.training.module import StegModule
     from steg.nets import UnshuffleUNet
     from steg.quantize import quantize
 

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_train, gradient_noise, tiny
 from steg.cli import main
-from steg.models import ModelError, load_net
+from steg.inference.files import ModelError, load_net
 from steg.nets import allow_target, registry
-from steg.training import train
+from steg.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -71,8 +71,8 @@ def test_gpu_utilisation_is_a_number_or_none():
 
 # -- the fast-path switches -------------------------------------------------------------------
 def _module(**kwargs):
-    from steg.losses import ImageLoss
-    from steg.module import StegModule
+    from steg.training.losses import ImageLoss
+    from steg.training.module import StegModule
     from steg.nets import net_class
 
     cls = net_class("unet")
@@ -91,7 +91,7 @@ def test_fused_optimizer_switch():
 
 
 def test_fused_optimizer_trains_on_cpu(tiny_cfg):
-    from steg.training import train
+    from steg.training.loop import train
 
     cfg = tiny_cfg(["module.fused_optimizer=true", "model=unet"])
     train(cfg)
@@ -116,7 +116,7 @@ def test_data_workers_follow_the_trainer():
 @pytest.mark.slow
 def test_compile_switch_trains_on_cpu(tiny_cfg):
     """``module.compile=true`` composes and trains (torch.compile on the CPU, a tiny net)."""
-    from steg.training import train
+    from steg.training.loop import train
 
     cfg = tiny_cfg(["module.compile=true", "model=cnn"])
     train(cfg)
@@ -167,7 +167,7 @@ def test_device_crops_give_the_host_crops_seed_for_seed():
 
 
 def test_device_crops_train(tiny_cfg):
-    from steg.training import train
+    from steg.training.loop import train
 
     cfg = tiny_cfg(["data.device_crops=true", "model=unet"])
     train(cfg)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from conftest import compose_train, impulse_radius, save_checkpoint, tiny
 from steg.nets.hinet import DenseBlock, HiNet, InvertibleBlock, haar_dwt, haar_idwt
-from steg.inference import StegModel, default_margin, load_model
-from steg.models import export_checkpoint
-from steg.losses import ImageLoss
+from steg.inference.model import StegModel, default_margin, load_model
+from steg.inference.files import export_checkpoint
+from steg.training.losses import ImageLoss
 from steg.quantize import quantize, quantize_ste
 from steg.nets import ARCHITECTURES, build_net
 
@@ -162,7 +162,7 @@ def test_lowfreq_term_sees_only_the_ll_band():
 
 
 def test_module_adds_the_weighted_extra_term():
-    from steg.module import StegModule
+    from steg.training.module import StegModule
 
     net = _wake(HiNet(lowfreq_weight=3.0, **SMALL))
     module = StegModule(net, ImageLoss(), beta=0.5)
@@ -260,7 +260,7 @@ def test_200_training_steps_stay_finite(tmp_path):
 
     from omegaconf import open_dict
 
-    from steg.training import train
+    from steg.training.loop import train
 
     cfg = tiny(compose_train(["experiment=hinet_cpu", "logger=csv"]), tmp_path / "run")
     with open_dict(cfg):
@@ -293,6 +293,6 @@ def test_presets_compose_and_build(experiment, tmp_path):
     if experiment == "hinet_div2k":
         assert len(net.blocks) == 16 and net.arch_config["growth"] == 32 and cfg.data.image_size == 256
         assert cfg.beta == 5.0 and cfg.optimizer.lr == pytest.approx(10**-4.5, rel=1e-4)
-    else:  # the CPU preset rolls back when it diverges (steg.callbacks.DivergenceGuard)
+    else:  # the CPU preset rolls back when it diverges (steg.training.callbacks.DivergenceGuard)
         guard = hydra.utils.instantiate(cfg.callbacks.divergence_guard)
         assert guard.monitor == cfg.callbacks.checkpoint.monitor and guard.ratio > 1

@@ -1,4 +1,4 @@
-"""Tests for steg.inference: model files, export, any-size and tiled inference, the Python API.
+"""Tests for steg.inference.model: model files, export, any-size and tiled inference, the Python API.
 
 A small randomly initialised Subpixel net saved in tmp_path stands in for a
 trained model, so nothing here depends on the shipped model (except
@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 from steg.data import sample_photo_paths
-from steg.inference import StegModel, default_margin, load_model
+from steg.inference.model import StegModel, default_margin, load_model
 from steg.io import square_image, to_tensor
-from steg.models import DEFAULT_MODEL, FORMAT, FORMAT_VERSION, PRETRAINED_DIR, ModelError, export_checkpoint, load_net
+from steg.inference.files import DEFAULT_MODEL, FORMAT, FORMAT_VERSION, PRETRAINED_DIR, ModelError, export_checkpoint, load_net
 from steg.quantize import quantize
 from steg.nets import CNN, Baluja, Payload, QIMNet, Subpixel, UnshuffleUNet
 from conftest import gradient_noise, impulse_radius, save_checkpoint
@@ -188,7 +188,7 @@ def test_bad_model_files_give_one_line_errors(files, tmp_path):
 
 
 def test_missing_shipped_model_message(monkeypatch, tmp_path):
-    monkeypatch.setattr("steg.models.PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr("steg.inference.files.PRETRAINED_DIR", tmp_path / "pretrained")
     with pytest.raises(ModelError) as info:
         load_model()
     message = str(info.value)
@@ -201,7 +201,7 @@ def test_shipped_model_by_name(files, monkeypatch, tmp_path):
     shipped = tmp_path / "pretrained"
     shipped.mkdir()
     (shipped / "tiny.safetensors").write_bytes(files["export"].read_bytes())
-    monkeypatch.setattr("steg.models.PRETRAINED_DIR", shipped)
+    monkeypatch.setattr("steg.inference.files.PRETRAINED_DIR", shipped)
     assert load_model("tiny").net.arch_config == tiny_net().arch_config
     with pytest.raises(ModelError, match="shipped models: tiny"):
         load_model("nosuch")
@@ -282,7 +282,7 @@ def test_tiles_bound_the_work_per_call():
 
 
 def test_auto_tile_bounds_activation_memory():
-    from steg.inference import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile
+    from steg.inference.model import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile
 
     small = Subpixel()
     full = Subpixel(prep_width=50, widths=(50, 100, 150))
@@ -392,7 +392,7 @@ def test_reveal_sharpen(model):
 
 
 def test_sharpen_in_strips_matches_whole_image():
-    from steg.inference import sharpen_image
+    from steg.inference.images import sharpen_image
 
     torch.manual_seed(0)
     x = torch.rand(1, 3, 57, 40) * 1.2 - 0.1

@@ -12,9 +12,9 @@ from PIL import Image
 from torch import nn
 
 from steg.data import sample_photo_paths
-from steg.inference import StegModel, load_model
+from steg.inference.model import StegModel, load_model
 from steg.io import load_image, square_image, to_tensor
-from steg.keys import key_field, per_image
+from steg.security.keys import key_field, per_image
 from steg.nets import StegNet
 from steg.nets.base import run_whole
 from steg.quantize import quantize
@@ -137,7 +137,8 @@ def test_the_shipped_keyed_model_reads_a_stego_made_before_the_protocol():
 def test_nothing_outside_the_nets_asks_what_a_method_is():
     """The callers (inference, training, export, analyze) name no method's private keyed parts."""
     root = Path(__file__).parents[1] / "steg"
-    callers = ["inference.py", "module.py", "onnx.py", "analyze.py", "training.py", "evaluate.py"]
+    callers = ["inference/model.py", "training/module.py", "browser/onnx.py", "security/analysis.py",
+               "training/loop.py", "inference/evaluation.py"]
     for name in callers:
         text = (root / name).read_text()
         for word in ("scrambles", "native_key", "period", "keyed_dither", "scramble_secret", "embed_nonce"):
@@ -153,7 +154,7 @@ class ToyDigitalMethod(StegNet):
     keyed = True
 
     def _stream(self, key, shape):
-        from steg.keys import key_stream
+        from steg.security.keys import key_stream
 
         n = int(torch.tensor(shape).prod())
         bits = np.unpackbits(np.frombuffer(key_stream(key, "toy-digital", (n + 7) // 8), dtype=np.uint8))[:n]

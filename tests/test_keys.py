@@ -11,13 +11,14 @@ import torch
 
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from steg import keys
+from steg.security import keys
 from steg.nets import qim
 from steg.cli import main
 from steg.data import sample_photo_paths
-from steg.inference import StegModel, load_model
+from steg.inference.model import StegModel, load_model
 from steg.io import load_image, square_image, to_tensor
-from steg.leakage import keyless_attacks, known_secret_dither
+from steg.nets.qim import known_secret_dither
+from steg.security.leakage import keyless_attacks
 from steg.nets import StegNet, UnshuffleUNet
 from steg.quantize import quantize
 from conftest import save_checkpoint
@@ -330,7 +331,7 @@ def test_keyed_learned_model_tiles_line_up_with_the_whole_image():
 
 
 def test_keyed_model_files_keep_the_keyed_flag(keyed_ckpt, tmp_path):
-    from steg.models import export_checkpoint, load_net
+    from steg.inference.files import export_checkpoint, load_net
 
     net, _ = load_net(keyed_ckpt)
     assert net.keyed and net.arch_config["keyed"] is True

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from steg.losses import TERMS, ImageLoss, histogram_distance
+from steg.training.losses import TERMS, ImageLoss, histogram_distance
 
 
 def test_identical_images_give_zero_mse_ssim_hist():

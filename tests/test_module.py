@@ -7,10 +7,10 @@ import torch
 from omegaconf import open_dict
 
 from conftest import compose_train, tiny
-from steg.losses import ImageLoss
-from steg.module import StegModule
+from steg.training.losses import ImageLoss
+from steg.training.module import StegModule
 from steg.nets import Subpixel
-from steg.training import instantiate_run
+from steg.training.loop import instantiate_run
 
 
 class RecordingNet(Subpixel):
@@ -171,6 +171,6 @@ def test_load_from_checkpoint_rebuilds_the_module_from_its_hyperparameters(tmp_p
 
 @pytest.mark.parametrize("beta", [-1, True, "x", float("nan")])
 def test_beta_is_checked_by_the_one_validator(beta):
-    """StegModule and the config check share steg.module.check_beta: one line naming the setting."""
+    """StegModule and the config check share steg.training.module.check_beta: one line naming the setting."""
     with pytest.raises(ValueError, match="beta must be a number >= 0 .*weight of the secret loss"):
         StegModule(Subpixel(prep_width=4, widths=(4, 8)), ImageLoss(), beta=beta)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from steg.losses import ImageLoss
+from steg.training.losses import ImageLoss
 from steg.nets import (ARCHITECTURES, Baluja, Branches, CNN, GaussianNoise, QIMNet, SameConv, StegNet, Subpixel,
                        build_net, net_class, register, wrap_period)
 from steg.nets.qim import DITHER_LABEL
@@ -260,7 +260,7 @@ def _keyed_class(name: str):
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_every_learned_architecture_has_a_keyed_mode(name):
-    from steg.scramble import scramble, unscramble
+    from steg.security.scramble import scramble, unscramble
 
     cls = _keyed_class(name)
     plain, net = cls(**cls.tiny()), cls(**cls.tiny(), keyed=True)

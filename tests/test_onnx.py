@@ -1,4 +1,4 @@
-"""ONNX export (steg.onnx, `steg export ... -o NAME.onnx`): graphs, metadata, parity with PyTorch."""
+"""ONNX export (steg.browser.onnx, `steg export ... -o NAME.onnx`): graphs, metadata, parity with PyTorch."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ except ImportError as exc:  # a failure, not a skip: CI installs the extra
 import steg  # noqa: E402
 from steg.cli import main  # noqa: E402
 from steg.data import sample_photo_paths  # noqa: E402
-from steg.inference import StegModel  # noqa: E402
+from steg.inference.model import StegModel  # noqa: E402
 from steg.io import load_image  # noqa: E402
 from steg.nets import build_net  # noqa: E402
-from steg.onnx import OPSET, OnnxError, export_onnx, onnx_paths, read_metadata, run_onnx  # noqa: E402
+from steg.browser.onnx import OPSET, OnnxError, export_onnx, onnx_paths, read_metadata, run_onnx  # noqa: E402
 
 
 def _held_out_pairs(multiple: int, side: int = 200) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,11 +1,11 @@
-"""steg.plots: the run's PNG figures are real PNGs, written atomically, of the expected size."""
+"""steg.report.plots: the run's PNG figures are real PNGs, written atomically, of the expected size."""
 
 from __future__ import annotations
 
 import torch
 from PIL import Image
 
-from steg.plots import comparison_grid, plot_curves, plot_error_histograms, save_image_atomic
+from steg.report.plots import comparison_grid, plot_curves, plot_error_histograms, save_image_atomic
 
 
 def test_comparison_grid_layout():

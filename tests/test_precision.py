@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from steg.data.sample import SampleDataModule
-from steg.losses import ImageLoss
+from steg.training.losses import ImageLoss
 from steg.metrics import pair_metrics
-from steg.models import load_net
-from steg.module import StegModule
+from steg.inference.files import load_net
+from steg.training.module import StegModule
 from steg.nets import ARCHITECTURES, HiNet, build_net
 from steg.precision import fp32, full
 from steg.quantize import quantize, quantize_ste

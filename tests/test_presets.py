@@ -18,7 +18,7 @@ from omegaconf import open_dict
 
 from conftest import compose_train, tiny
 from steg.nets import net_class
-from steg.training import train
+from steg.training.loop import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

@@ -72,7 +72,7 @@ def test_no_warning_for_same_beta_loss_and_data(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({"loss": {"_target_": "steg.losses.ImageLoss", "mse": 0.84, "ssim": 0.1}}, "loss.mse (1.0, 0.84)"),
+    ({"loss": {"_target_": "steg.training.losses.ImageLoss", "mse": 0.84, "ssim": 0.1}}, "loss.mse (1.0, 0.84)"),
     ({"image_size": 128}, "data.image_size (64, 128)"),
 ])
 def test_warning_names_a_different_loss_or_image_size(tmp_path, kwargs, expected):

@@ -1,4 +1,4 @@
-"""Keyed scrambling (steg.scramble): exact inverse, keyed moves/turns/negations of squares, independent of
+"""Keyed scrambling (steg.security.scramble): exact inverse, keyed moves/turns/negations of squares, independent of
 torch's RNG, and the per-image nonce carried inside the scrambled secret."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from steg import scramble as S
+from steg.security import scramble as S
 from steg.data import sample_photo_paths
 from steg.io import load_image, square_image, to_tensor
-from steg.keys import derive_key, image_key, random_key
+from steg.security.keys import derive_key, image_key, random_key
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def test_optuna_preset_composes_with_the_default_model():
 
 
 def test_optuna_direction_must_match_the_metric():
-    from steg.training import SweepConfigError, _check_sweep
+    from steg.training.loop import SweepConfigError, _check_sweep
 
     cfg = compose_train(["optimized_metric=val/psnr_secret"])
     hydra_cfg = OmegaConf.create({"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
@@ -210,7 +210,7 @@ def test_experiment_presets_compose(tmp_path):
     assert cfg.model._target_.endswith("Subpixel") and list(cfg.model.widths) == [50, 100, 150]
     assert cfg.loss.ssim > 0 and cfg.loss.hist > 0 and cfg.loss.psnr > 0
     assert cfg.data.image_size == 64 and cfg.data.batch_size == 16
-    assert cfg.scheduler._target_ == "steg.schedules.step_decay" and list(cfg.scheduler.milestones) == [0.5, 0.75, 0.9167]
+    assert cfg.scheduler._target_ == "steg.training.schedules.step_decay" and list(cfg.scheduler.milestones) == [0.5, 0.75, 0.9167]
 
     cfg = compose_train(["experiment=tiny_imagenet_cnn", f"data.root={tmp_path}"])
     assert cfg.data._target_.endswith("TinyImageNetDataModule") and cfg.model._target_.endswith("CNN")
@@ -259,7 +259,7 @@ def test_multirun_with_ddp_fails_at_once_with_one_line(tmp_path):
 
 
 def test_multirun_ddp_guard_cases():
-    from steg.training import SweepConfigError, _check_sweep
+    from steg.training.loop import SweepConfigError, _check_sweep
 
     basic = OmegaConf.create({"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}})
     slurm = OmegaConf.create({"launcher": {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher."

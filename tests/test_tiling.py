@@ -1,4 +1,4 @@
-"""steg.tiling: spans cover the image on aligned starts; tiled runs equal the untiled run."""
+"""steg.inference.tiling: spans cover the image on aligned starts; tiled runs equal the untiled run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from steg.tiling import pad_bottom_right, round_up, run_tiled, spans
+from steg.inference.tiling import pad_bottom_right, round_up, run_tiled, spans
 
 
 @pytest.mark.parametrize("length,tile,multiple", [(100, 32, 8), (64, 64, 4), (7, 4, 1), (130, 48, 16)])

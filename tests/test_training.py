@@ -8,7 +8,7 @@ import torch
 from omegaconf import open_dict
 from PIL import Image
 
-from steg.training import train
+from steg.training.loop import train
 
 
 def _artifacts_ok(run_dir):
@@ -55,7 +55,7 @@ def test_variants_train_and_report(tiny_cfg, overrides, tmp_path):
 def test_keyed_model_trains_and_its_model_file_stays_keyed(tiny_cfg, tmp_path):
     """`python train.py model=unet model.keyed=true`: trains on scrambled secrets, validates under fixed keys,
     and the checkpoint rebuilds a keyed net."""
-    from steg.models import load_net
+    from steg.inference.files import load_net
 
     cfg = tiny_cfg(["model=unet", "model.keyed=true", "model.key_block=2"])
     train(cfg)
@@ -68,7 +68,7 @@ def test_keyed_model_trains_and_its_model_file_stays_keyed(tiny_cfg, tmp_path):
 
 
 def test_keyed_crop_distortion_compares_in_the_scrambled_domain():
-    from steg.distortions import Crop
+    from steg.distortions.layers import Crop
     from steg.nets import UnshuffleUNet
 
     net = UnshuffleUNet(**UnshuffleUNet.tiny(), keyed=True)
@@ -82,7 +82,7 @@ def test_keyed_crop_distortion_compares_in_the_scrambled_domain():
 
 
 def test_crop_distortion_compares_the_revealed_window_with_the_same_window_of_the_secret():
-    from steg.distortions import Crop
+    from steg.distortions.layers import Crop
     from steg.nets import UnshuffleUNet
 
     net = UnshuffleUNet(**UnshuffleUNet.tiny())
@@ -153,7 +153,7 @@ def test_progress_bar_shows_4_significant_digits_and_the_summary_no_zero_flops(t
 
     from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
-    from steg.training import StegModelSummary, StegProgressBar, instantiate_run
+    from steg.training.loop import StegModelSummary, StegProgressBar, instantiate_run
 
     monkeypatch.setattr(ProgressBar, "get_metrics", lambda self, trainer, module: {
         "train/loss": 0.0012345678, "train/loss/secret_psnr": -34.56789, "v_num": 3})

@@ -1,4 +1,4 @@
-"""The web page (web/, steg.web) in a real headless Chromium: hide, reveal, parity with Python, errors.
+"""The web page (web/, steg.browser.page) in a real headless Chromium: hide, reveal, parity with Python, errors.
 
 Needs the system Chromium and Playwright's Python package (`make browser`); without
 them these tests fail with a message saying so (they do not skip). The page's
@@ -17,10 +17,10 @@ import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
 import steg
-from steg import browser as chromium
-from steg import web
+from steg.browser import chromium as chromium
+from steg.browser import page as web
 from steg.data import sample_photo_paths
-from steg.models import shipped_models
+from steg.inference.files import shipped_models
 from steg.io import load_image
 
 # Headless Chromium and npm: part of `make test-full` (which runs `make browser` first), not the fast suite.
@@ -182,7 +182,7 @@ def test_screenshot_and_timings(page, photos, tmp_path):
     img = Image.open(shot)
     assert img.width >= 800 and img.height >= 600
     timings = page.evaluate("window.stegTimings")
-    # loose bounds (shared CI machines); `python -m steg.web bench` measures against the targets
+    # loose bounds (shared CI machines); `python -m steg.browser bench` measures against the targets
     assert 0 < timings["ready_ms"] < 20_000
     assert 0 < timings["hide_ms"] + timings["reveal_ms"] < 20_000
 

@@ -1,8 +1,8 @@
 /* steg in the browser: hide an image in another and reveal it, with the exported ONNX graphs.
  *
- * Models: models/models.json (written by `python -m steg.web build`) lists the exported
+ * Models: models/models.json (written by `python -m steg.browser.page build`) lists the exported
  * models: NAME.hide.onnx (cover, secret -> stego) and NAME.reveal.onnx (stego -> secret),
- * all uint8 (1, C, H, W) tensors, H and W multiples of size_multiple. Like steg.inference,
+ * all uint8 (1, C, H, W) tensors, H and W multiples of size_multiple. Like steg.inference.model,
  * images are padded at the bottom and right to that multiple (reflect, replicate for tiny
  * images), processed whole or, above (tile + 2 margin)^2 pixels, in overlapping tiles
  * whose origins lie on multiples of size_multiple, and cropped back.
@@ -235,7 +235,7 @@ function readPngTag(bytes) {
 }
 
 // --------------------------------------------------------------------------------------
-// Padding and tiling, as steg.inference.StegModel._apply does
+// Padding and tiling, as steg.inference.model.StegModel._apply does
 // --------------------------------------------------------------------------------------
 
 const roundUp = (value, multiple) => Math.ceil(value / multiple) * multiple;

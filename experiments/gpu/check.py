@@ -9,7 +9,7 @@ would run past ``--budget-s`` is skipped and said so):
 1. ``imports``: the project's dependencies, checked first; what is missing is
    printed on one line (with the ``pip install`` that adds it) and the check stops.
 2. ``env``: date, card, torch / CUDA / Lightning / torchmetrics versions.
-3. ``smoke``: every registered architecture trained by ``steg.training.train``
+3. ``smoke``: every registered architecture trained by ``steg.training.loop.train``
    (what ``python train.py`` runs) for ``--steps`` steps in bf16-mixed and in
    fp32 from the same seed, on the embedded photos; validation PSNR/SSIM
    (8-bit stego) side by side, and on CUDA the host syncs of one training step
@@ -213,7 +213,7 @@ def smoke(device: str, steps: int, seconds: float, tiny: bool, work: Path, archs
     """Every architecture in bf16-mixed and fp32, same seed and steps: validation figures and their differences."""
     import torch
 
-    from steg.training import train
+    from steg.training.loop import train
 
     rows = []
     keys = ("val/psnr_stego", "val/ssim_stego", "val/psnr_secret", "val/ssim_secret", "val/loss")
@@ -299,8 +299,8 @@ def _onnx_export(device: str, work: Path) -> dict[str, Any]:
         import onnx  # noqa: F401  (the optional [onnx] extra)
     except ImportError:
         return {"status": "skipped", "reason": "onnx is not installed (pip install onnx)"}
-    from steg.inference import load_model
-    from steg.onnx import export_onnx
+    from steg.inference.model import load_model
+    from steg.browser.onnx import export_onnx
 
     t0 = time.monotonic()
     paths = export_onnx(load_model("default", device=device), work / "default.onnx", force=True)

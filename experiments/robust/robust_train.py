@@ -1,9 +1,9 @@
 """Short robust-training experiment: a StegModule with a distortion between hide and reveal.
 
-Builds steg.module.StegModule directly (no Hydra run) and inserts the distortion the way the
+Builds steg.training.module.StegModule directly (no Hydra run) and inserts the distortion the way the
 integration will (see docs/robustness.md): ``revealed = net.reveal(distortion(quantize_ste(stego),
 cover).image)``, loss on the secret cut to the distortion's window. Then measures the trained
-model on the 4 held-out photos at 256x256 under real attacks (steg.attacks).
+model on the 4 held-out photos at 256x256 under real attacks (steg.distortions.attacks).
 
     PYTHONPATH=$PWD python experiments/robust/robust_train.py --distortion jpeg --steps 600 \
         --json experiments/robust/unet_jpeg.json
@@ -21,13 +21,13 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from steg.attacks import evaluate_attacks
+from steg.inference.evaluation import evaluate_attacks
 from steg.data import SampleDataModule, sample_photo_paths
-from steg.inference import StegModel
+from steg.inference.model import StegModel
 from steg.io import write_text
-from steg.losses import ImageLoss
+from steg.training.losses import ImageLoss
 from steg.quantize import quantize, quantize_ste
-from steg.module import StegModule
+from steg.training.module import StegModule
 from steg.nets import UnshuffleUNet
 
 ROOT = Path(__file__).resolve().parents[2]

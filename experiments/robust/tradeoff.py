@@ -3,7 +3,7 @@
 A residual hide net writes ``stego = cover + r``; hiding with ``cover + s * r`` (strength s)
 trades the stego image's fidelity for the secret's survival. For each strength, on held-out
 pairs (image i hides image i+1): the 8-bit stego image's PSNR against the cover, and the PSNR of
-the secret revealed from it clean and after each real attack (``steg.attacks``: Pillow's codecs).
+the secret revealed from it clean and after each real attack (``steg.distortions.attacks``: Pillow's codecs).
 Writes ``tradeoff.json`` and ``tradeoff.png`` (stego PSNR on x, revealed PSNR on y, a curve per
 attack, each point labelled with its strength).
 
@@ -22,11 +22,11 @@ import torch
 from torchmetrics.functional import peak_signal_noise_ratio
 from tqdm.auto import tqdm
 
-from steg.attacks import apply_attack, parse_attacks
-from steg.evaluate import folder_pairs
-from steg.inference import load_model
+from steg.distortions.attacks import apply_attack, parse_attacks
+from steg.inference.evaluation import folder_pairs
+from steg.inference.model import load_model
 from steg.io import load_image, square_image, to_pil, to_tensor, write_text
-from steg.plots import save_figure
+from steg.report.plots import save_figure
 from steg.quantize import quantize
 
 

@@ -9,13 +9,13 @@ row per model). Parts (``--parts``, in this order):
   architecture at 64x64, batch 16, on a real Lightning ``Trainer``, fp32 eager
   beside the device's fast path (:func:`fast_path`), with the PSNR after the
   same steps.
-- ``inference`` and ``cli`` (:mod:`steg.bench.inference`): ``steg hide`` +
+- ``inference`` and ``cli`` (:mod:`steg.bench.hide_reveal`): ``steg hide`` +
   ``steg reveal`` of one image of each size through
-  :class:`steg.inference.StegModel`, and as fresh processes with the shipped model.
+  :class:`steg.inference.model.StegModel`, and as fresh processes with the shipped model.
 - ``quality`` (:mod:`steg.bench.quality`): each architecture trained for the
   same wall-clock budget with ``train.py``, then ``steg eval`` of its best
   checkpoint on held-out photographs.
-- ``security`` (:mod:`steg.bench.security`): :func:`steg.analyze.analyze`
+- ``security`` (:mod:`steg.bench.security`): :func:`steg.security.analysis.analyze`
   (``steg analyze``) of every architecture's quality checkpoint and every
   shipped model: wrong-key and no-key PSNR, the best keyless attack, a learned
   thief, a steganalyser and a classical statistic.
@@ -31,7 +31,7 @@ none. Figures are measured, never asserted: no test times anything.
 
 from steg.bench.cli import PARTS, build_parser, main
 from steg.bench.common import Target, build_model, compose, models, preset, resolve_targets
-from steg.bench.inference import cli_wall_times
+from steg.bench.hide_reveal import cli_wall_times
 from steg.bench.speed import fast_path
 from steg.bench.tables import markdown
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from steg.bench.common import BenchError, environment, fail, heldout_paths, resolve_targets
-from steg.bench.inference import part_cli, part_inference, worker_inference
+from steg.bench.hide_reveal import part_cli, part_inference, worker_inference
 from steg.bench.quality import part_quality
 from steg.bench.robustness import DEFAULT_ATTACKS, part_robustness
 from steg.bench.security import part_security
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(opts) -> list[str]:
     """Validate the options (one-line SystemExit); return the parts in order."""
-    from steg.attacks import AttackError, parse_attacks
+    from steg.distortions.attacks import AttackError, parse_attacks
 
     parts = [p.strip() for p in opts.parts.split(",") if p.strip()]
     for part in parts:
@@ -161,9 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tqdm.auto import tqdm
 
-    from steg.evaluate import EvalError
+    from steg.inference.evaluation import EvalError
     from steg.io import ImageError, one_line
-    from steg.models import ModelError
+    from steg.inference.files import ModelError
 
     parts = _check(opts)
     out = Path(opts.out)

@@ -2,7 +2,7 @@
 
 A *target* is one row of the tables: an architecture (``conf/model/NAME.yaml``,
 trained by the quality part into ``--runs-dir``) or a shipped model
-(``steg/pretrained/NAME.safetensors``, :func:`steg.models.shipped_models`).
+(``steg/pretrained/NAME.safetensors``, :func:`steg.inference.files.shipped_models`).
 Speed, inference and quality measure architectures; security and robustness
 measure both, side by side.
 """
@@ -87,7 +87,7 @@ def resolve_targets(text: str | None) -> list[Target]:
     An entry is an architecture (``conf/model/NAME.yaml``), a shipped model, or
     ``shipped:NAME`` (the shipped model where an architecture has the same name).
     """
-    from steg.models import shipped_models
+    from steg.inference.files import shipped_models
 
     shipped = shipped_models()
     if text is None:

@@ -3,7 +3,7 @@
 Each architecture is trained with ``train.py`` on the sample data for
 ``--budget-min`` minutes (beta 0.75, no schedule, its preset's settings such as
 hinet's gradient clipping; the bench's own settings win) into
-``--runs-dir/MODEL_<budget>min``, then :func:`steg.evaluate.evaluate` (what
+``--runs-dir/MODEL_<budget>min``, then :func:`steg.inference.evaluation.evaluate` (what
 ``steg eval`` prints; 8-bit stego) measures its best checkpoint on photographs
 it never saw. The security and robustness parts measure the same checkpoints
 (:func:`trained_model`), from this run or an earlier one in ``--runs-dir``.
@@ -70,7 +70,7 @@ def each_model(opts, targets: list[Target], progress, part: str, skipped: list[d
     unit per target. ``key``: the bench key for a keyed model, else None.
     """
     from steg.bench.common import BENCH_KEY
-    from steg.inference import load_model
+    from steg.inference.model import load_model
 
     for target in targets:
         source, where = trained_model(opts, target)
@@ -96,8 +96,8 @@ def train_command(opts, model: str, folder: Path) -> list[str]:
 
 def part_quality(opts, targets, progress) -> dict[str, Any]:
     """Train and evaluate each architecture: one progress unit each."""
-    from steg.evaluate import evaluate, folder_pairs
-    from steg.inference import load_model
+    from steg.inference.evaluation import evaluate, folder_pairs
+    from steg.inference.model import load_model
     from steg.io import write_text
     from steg.metrics import SUMMARY_METRICS
 

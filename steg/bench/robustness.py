@@ -1,9 +1,9 @@
 """The ``robustness`` part: every architecture and shipped model under real distortions.
 
 For each target (an architecture's quality-run checkpoint, or a shipped model)
-:func:`steg.evaluate.evaluate` with ``attacks`` (what ``steg eval --attack``
+:func:`steg.inference.evaluation.evaluate` with ``attacks`` (what ``steg eval --attack``
 runs: Pillow's JPEG and WebP encoders, Pillow resampling, seeded noise, see
-:mod:`steg.attacks`) hides the held-out pairs, distorts each 8-bit stego image
+:mod:`steg.distortions.attacks`) hides the held-out pairs, distorts each 8-bit stego image
 each way and reveals it again; the table holds the revealed secret's PSNR per
 attack beside the clean one. Keyed architectures hide and reveal with the bench
 key, as in the security part.
@@ -33,7 +33,7 @@ def eval_command(source: str, key: str | None, images: Path, size: int, attacks:
 
 def part_robustness(opts, targets: list[Target], progress) -> dict[str, Any]:
     """``steg eval --attack`` of every target that has a model: one progress unit each."""
-    from steg.evaluate import evaluate, folder_pairs
+    from steg.inference.evaluation import evaluate, folder_pairs
 
     images = heldout_images(opts)
     pairs = folder_pairs(images)

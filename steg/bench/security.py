@@ -1,10 +1,10 @@
 """The ``security`` part: every architecture and shipped model on the figures of ``steg analyze``.
 
 For each target (an architecture's quality-run checkpoint, or a shipped model)
-:func:`steg.analyze.analyze` runs on the held-out pairs (sorted, image i hides
+:func:`steg.security.analysis.analyze` runs on the held-out pairs (sorted, image i hides
 image i+1, centre crops of ``--eval-size``, stego quantized to 8 bits), with the
 bench key (:data:`steg.bench.common.BENCH_KEY`) where the architecture has a
-keyed mode. Each analysis is written by :func:`steg.analyze.write_report` into
+keyed mode. Each analysis is written by :func:`steg.security.analysis.write_report` into
 ``--runs-dir/security/NAME`` (JSON, table, HTML with pictures) with the
 ``steg analyze`` command that reproduces it; the bench keeps the headline
 figures: wrong-key and no-key PSNR, the best keyless attack, the learned thief,
@@ -56,7 +56,7 @@ def _folder_name(target: Target, opts) -> str:
 
 def part_security(opts, targets: list[Target], progress) -> dict[str, Any]:
     """``steg analyze`` of every target that has a model: one progress unit each."""
-    from steg.analyze import analyze, load_pairs, write_report
+    from steg.security.analysis import analyze, load_pairs, write_report
 
     images = heldout_images(opts)
     paths = heldout_paths(opts)

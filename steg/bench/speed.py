@@ -1,7 +1,7 @@
 """The ``speed`` part: training throughput of each architecture, fp32 eager vs the device's fast path.
 
 Each measurement trains on a real Lightning ``Trainer`` fitting
-:class:`steg.module.StegModule` (what ``train.py`` runs, per-step metrics and
+:class:`steg.training.module.StegModule` (what ``train.py`` runs, per-step metrics and
 the architecture's preset, e.g. hinet's gradient clipping, included) in its own
 process, so that peak memory (RSS on a CPU, ``max_memory_allocated`` on a GPU)
 is that measurement's own. Both modes start from the same weights and see the
@@ -201,7 +201,7 @@ def worker_speed(model: str, mode_text: str, device: str, steps: int | None, sec
         "psnr_stego": psnr_stego, "psnr_secret": psnr_secret,
         "parameters": sum(p.numel() for p in net.parameters()),
         "gradient_clip_val": trainer.gradient_clip_val,  # what the Trainer clipped at (the preset's)
-        "gpu_utilisation": utilisation.mean, "timed_with": "lightning.Trainer (steg.module.StegModule)",
+        "gpu_utilisation": utilisation.mean, "timed_with": "lightning.Trainer (steg.training.module.StegModule)",
     }
     if device == "cpu":
         result["baseline_mb"] = base_mb  # RSS before the net existed: Python, torch, the data

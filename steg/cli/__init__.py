@@ -19,8 +19,8 @@ can; a wrong key gives noise, not an error.
 One module per group of commands (:mod:`steg.cli.images`: hide, reveal, samples;
 :mod:`steg.cli.evaluation`: eval, export; :mod:`steg.cli.report`: compare;
 :mod:`steg.cli.web`: web; :mod:`steg.cli.analyze`: analyze), each a
-thin handler over the library (:mod:`steg.inference`, :mod:`steg.evaluate`,
-:mod:`steg.models`). ``--model``: a training checkpoint (.ckpt), an exported
+thin handler over the library (:mod:`steg.inference.model`, :mod:`steg.inference.evaluation`,
+:mod:`steg.inference.files`). ``--model``: a training checkpoint (.ckpt), an exported
 model (.safetensors) or the name of a shipped model; default ``default``;
 ``--model digital --profile default|capacity|stealth|robust`` is the digital
 method (:mod:`steg.digital`: compress, encrypt, embed). Every
@@ -84,8 +84,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from PIL import Image
 
     types: list[type[BaseException]] = [CLIError, Image.DecompressionBombError, Image.DecompressionBombWarning]
-    for module, name in (("steg.io", "ImageError"), ("steg.models", "ModelError"), ("steg.evaluate", "EvalError"),
-                         ("steg.attacks", "AttackError"), ("steg.digital.cipher", "DigitalError")):
+    for module, name in (("steg.io", "ImageError"), ("steg.inference.files", "ModelError"), ("steg.inference.evaluation", "EvalError"),
+                         ("steg.distortions.attacks", "AttackError"), ("steg.digital.cipher", "DigitalError")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)

@@ -1,4 +1,4 @@
-"""``steg analyze``: the security report of a model on held-out pairs (a thin handler over :mod:`steg.analyze`).
+"""``steg analyze``: the security report of a model on held-out pairs (a thin handler over :mod:`steg.security.analysis`).
 
     steg analyze [--images DIR] --out DIR [--model M] [--key K | --key-file F]
                  [--size 256] [--limit K] [--thief-steps N] [--detector-steps N] [--seed S] [--force]
@@ -60,7 +60,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise CLIError(f"--{option.replace('_', '-')} must be >= 0, got {getattr(args, option)}")
     if args.limit is not None and args.limit < 2:
         raise CLIError(f"--limit must be >= 2 (pairs need two images), got {args.limit}")
-    from steg.analyze import REPORT_FILES
+    from steg.security.analysis import REPORT_FILES
 
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -72,7 +72,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     key = key_arg(args)
     model = load_model(args)
     check_keyed(model, key)
-    from steg.analyze import analyze, load_pairs, report_table, write_report
+    from steg.security.analysis import analyze, load_pairs, report_table, write_report
 
     pairs = load_pairs(paths, args.size, model.channels)
     result = analyze(model, pairs, key=key, thief_steps=args.thief_steps, detector_steps=args.detector_steps,

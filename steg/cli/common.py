@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 PROG = "steg"
-DEFAULT_MODEL = "default"  # == steg.models.DEFAULT_MODEL (kept here so --help needs no torch)
-DIGITAL = "digital"  # == steg.inference.DIGITAL
+DEFAULT_MODEL = "default"  # == steg.inference.files.DEFAULT_MODEL (kept here so --help needs no torch)
+DIGITAL = "digital"  # == steg.inference.model.DIGITAL
 DIGITAL_PROFILES = ("default", "capacity", "stealth", "robust")  # == steg.digital.PROFILES
 LOSSY_REASON = "lossy compression destroys the hidden image"
 
@@ -126,13 +126,13 @@ def tile_arg(text: str) -> int | str:
 
 
 def load_model(args: argparse.Namespace):
-    """The model the command's --model/--device/--tile name (a :class:`steg.inference.StegModel`).
+    """The model the command's --model/--device/--tile name (a :class:`steg.inference.model.StegModel`).
 
     ``--model digital [--profile P]``: the digital method (:class:`steg.digital.DigitalMethod`).
     """
     import torch
 
-    from steg.inference import load_model as load
+    from steg.inference.model import load_model as load
 
     profile = getattr(args, "profile", None)
     if args.model == DIGITAL or args.model.startswith(DIGITAL + ":"):  # digital:PROFILE = --profile PROFILE
@@ -169,16 +169,16 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
 
 
 def key_arg(args: argparse.Namespace):
-    """The derived key of --key / --key-file (a :class:`steg.keys.DerivedKey`), or None."""
+    """The derived key of --key / --key-file (a :class:`steg.security.keys.DerivedKey`), or None."""
     if getattr(args, "key_file", None):
-        from steg.keys import StegKeyError, read_key_file
+        from steg.security.keys import StegKeyError, read_key_file
 
         try:
             return read_key_file(args.key_file)
         except StegKeyError as exc:
             raise CLIError(f"--key-file: {exc}") from None
     if getattr(args, "key", None) is not None:
-        from steg.keys import StegKeyError, derive_key
+        from steg.security.keys import StegKeyError, derive_key
 
         try:
             return derive_key(args.key)

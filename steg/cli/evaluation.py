@@ -1,4 +1,4 @@
-"""``steg eval`` (a thin handler over :func:`steg.evaluate.evaluate`) and ``steg export``."""
+"""``steg eval`` (a thin handler over :func:`steg.inference.evaluation.evaluate`) and ``steg export``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ATTACK_GRID_NAME = "eval_attacks.png"
 GRID_ROWS = 4
 #: Warning of ``steg export -o NAME.onnx`` for a model trained with ``model.keyed=true``.
 KEYED_ONNX_WARNING = ("the model is keyed but the ONNX graphs hold only its net: they hide and reveal without "
-                      "a key (the key's scrambling runs in steg.scramble, outside the graphs; docs/security.md)")
+                      "a key (the key's scrambling runs in steg.security.scramble, outside the graphs; docs/security.md)")
 
 
 def _grid_tiles(thumbnails: list[dict[str, Any]]):
@@ -27,7 +27,7 @@ def _grid_tiles(thumbnails: list[dict[str, Any]]):
     import torch
     import torch.nn.functional as F
 
-    from steg.evaluate import GRID_TILE
+    from steg.inference.evaluation import GRID_TILE
 
     sizes = {tuple(r["cover"].shape[-2:]) for r in thumbnails}
     size = next(iter(sizes)) if len(sizes) == 1 and max(next(iter(sizes))) <= 2 * GRID_TILE else (GRID_TILE, GRID_TILE)
@@ -43,10 +43,10 @@ def _grid_tiles(thumbnails: list[dict[str, Any]]):
 
 
 def _parse_attack_option(text: str | None):
-    """--attack SPECS -> a list of steg.attacks.Attack (None without the option); one-line error when malformed."""
+    """--attack SPECS -> a list of steg.distortions.attacks.Attack (None without the option); one-line error when malformed."""
     if text is None:
         return None
-    from steg.attacks import AttackError, parse_attacks
+    from steg.distortions.attacks import AttackError, parse_attacks
 
     try:
         return parse_attacks(text)
@@ -55,7 +55,7 @@ def _parse_attack_option(text: str | None):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from steg.evaluate import EvalError, evaluate, folder_pairs, table
+    from steg.inference.evaluation import EvalError, evaluate, folder_pairs, table
     from steg.io import json_safe, write_text
     from steg.metrics import PSNR_AVERAGE
 
@@ -98,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(model, "last_info", None):  # the digital method: what the channel carried
         print(digital_summary(model.last_info))
     if attacks:
-        from steg.attacks import attack_table
+        from steg.distortions.attacks import attack_table
 
         print("\nrevealed secret under real distortions (Pillow codecs; 8-bit; mean over pairs):")
         print(attack_table(result.attack_summary))
@@ -109,7 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if out_dir is not None:
         from steg.io import save_image
-        from steg.plots import comparison_grid, plot_error_histograms
+        from steg.report.plots import comparison_grid, plot_error_histograms
 
         grid = comparison_grid(**_grid_tiles(result.thumbnails), max_rows=GRID_ROWS)
         write_output(out_dir / GRID_NAME, lambda: save_image(grid, out_dir / GRID_NAME, format="PNG"))
@@ -117,7 +117,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result.counts, out_dir / HISTOGRAM_NAME, title=f"pixel errors over {result.n} pairs (8-bit)"))
         print(f"wrote {out_dir / GRID_NAME} and {out_dir / HISTOGRAM_NAME}")
         if result.attack_images:
-            from steg.attacks import attack_grid
+            from steg.distortions.attacks import attack_grid
 
             attack_img = attack_grid(result.attack_images)
             write_output(out_dir / ATTACK_GRID_NAME,
@@ -162,8 +162,8 @@ def digital_summary(infos: list[dict]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from steg.inference import load_model as load
-    from steg.models import export_checkpoint
+    from steg.inference.model import load_model as load
+    from steg.inference.files import export_checkpoint
 
     if args.checkpoint == DIGITAL:
         raise CLIError(f"{DIGITAL} is Python only: it is a hiding method, not a net, so there is no model file "
@@ -183,8 +183,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    """``steg export MODEL -o NAME.onnx``: the hide and reveal graphs (see :mod:`steg.onnx`)."""
-    from steg.onnx import OPSET, OnnxError, export_onnx, onnx_paths, read_metadata
+    """``steg export MODEL -o NAME.onnx``: the hide and reveal graphs (see :mod:`steg.browser.onnx`)."""
+    from steg.browser.onnx import OPSET, OnnxError, export_onnx, onnx_paths, read_metadata
 
     try:
         import onnx  # noqa: F401

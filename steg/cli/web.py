@@ -1,4 +1,4 @@
-"""``steg web``: serve the browser page (:mod:`steg.web`) on http://HOST:PORT/."""
+"""``steg web``: serve the browser page (:mod:`steg.browser.page`) on http://HOST:PORT/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from steg.cli.common import CLIError
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Build what the page lacks (web/vendor, web/models), then serve web/ until Ctrl-C."""
-    from steg.web import WebError, serve
+    from steg.browser.page import WebError, serve
 
     try:
         serve(host=args.host, port=args.port)

@@ -21,7 +21,7 @@ from typing import Any
 
 from steg.data.photos import SAMPLE_TRAIN_PHOTOS, SAMPLE_VAL_PHOTOS, sample_photo_paths
 from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, load_image, to_tensor
-from steg.io import _convert_mode  # noqa: F401  (kept for steg.inference until it imports it from steg.io)
+from steg.io import _convert_mode  # noqa: F401  (kept for steg.inference.model until it imports it from steg.io)
 
 # The DataModules import Lightning: loaded on first use, so that `from steg.data import
 # sample_photo_paths` (steg samples, the light inference path) stays free of it.

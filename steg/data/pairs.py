@@ -133,7 +133,7 @@ class EpochSampler(Sampler):
         return self.length
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        from steg.checkpoints import epoch_seed
+        from steg.training.checkpoints import epoch_seed
 
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         for index in torch.randperm(self.length, generator=generator).tolist():

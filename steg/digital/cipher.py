@@ -1,6 +1,6 @@
 """The container: nonce, encrypted header, encrypted and authenticated payload; keyed positions.
 
-Everything secret comes from :mod:`steg.keys` (scrypt for passphrases, SHAKE-256
+Everything secret comes from :mod:`steg.security.keys` (scrypt for passphrases, SHAKE-256
 key streams); nothing here uses ``random`` or numpy's / torch's seeded
 generators. The only randomness is the per-image nonce, from ``os.urandom``.
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steg.keys import NONCE_BYTES, DerivedKey, image_key, key_stream, resolve_key
+from steg.security.keys import NONCE_BYTES, DerivedKey, image_key, key_stream, resolve_key
 
 __all__ = [
     "VERSION", "HEADER_BYTES", "MAC_BYTES", "NONCE_BYTES", "PUBLIC_KEY", "DigitalError", "Header",

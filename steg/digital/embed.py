@@ -26,7 +26,7 @@ import numpy as np
 
 from steg.digital.cipher import HEADER_BYTES, NONCE_BYTES, DigitalError, bits, keyed_permutation, unbits
 from steg.digital.stc import DEFAULT_HEIGHT, stc_embed, stc_extract
-from steg.keys import image_key, key_stream
+from steg.security.keys import image_key, key_stream
 
 __all__ = [
     "REPEAT", "HEAD_BITS", "SEGMENT_WIDTH", "layout", "payload_capacity", "plus_minus_one", "embed_residue",

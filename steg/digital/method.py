@@ -1,4 +1,4 @@
-"""The digital hiding method: the user-facing class, with the same API as :class:`steg.inference.StegModel`.
+"""The digital hiding method: the user-facing class, with the same API as :class:`steg.inference.model.StegModel`.
 
     from steg import load_model
     model = load_model("digital", profile="default")   # or capacity, stealth, robust
@@ -322,10 +322,10 @@ class DigitalMethod:
         The secret keeps its own size (it is compressed, not fitted to the cover);
         ``fit`` and ``quantize`` are accepted for compatibility (results are always 8-bit).
         """
-        from steg.inference import _Batch
+        from steg.inference.images import ImageBatch
 
-        c = _Batch(cover, self.channels, "cover")
-        s = _Batch(secret, self.channels, "secret")
+        c = ImageBatch(cover, self.channels, "cover")
+        s = ImageBatch(secret, self.channels, "secret")
         if s.tensor.shape[0] not in (1, c.tensor.shape[0]):
             raise ValueError(f"secret batch size {s.tensor.shape[0]} does not match the cover's {c.tensor.shape[0]}")
         return c.give_back(self.hide_tensor(c.tensor, s.tensor, key=key))
@@ -334,11 +334,11 @@ class DigitalMethod:
         """The hidden secret at its original size (PIL image for PIL/path input, else a tensor).
 
         A wrong key (or none, for an image hidden with one) gives noise, never an error;
-        ``sharpen`` applies :func:`steg.inference.sharpen_image`.
+        ``sharpen`` applies :func:`steg.inference.images.sharpen_image`.
         """
-        from steg.inference import _Batch, sharpen_image
+        from steg.inference.images import ImageBatch, sharpen_image
 
-        s = _Batch(stego, self.channels, "stego")
+        s = ImageBatch(stego, self.channels, "stego")
         out = self.reveal_tensor(s.tensor, key=key)
         if sharpen:
             out = sharpen_image(out)

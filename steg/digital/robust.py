@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from steg.digital.cipher import HEADER_BYTES, NONCE_BYTES, DigitalError, bits, keyed_permutation, unbits
-from steg.keys import image_key, key_stream
+from steg.security.keys import image_key, key_stream
 
 __all__ = [
     "DELTA", "NSYM", "HEAD_NSYM", "COEFFICIENTS", "ITERATIONS", "slots", "capacity_bytes", "embed_robust",

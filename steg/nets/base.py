@@ -17,10 +17,10 @@ files, the benchmark, the tests) asks the net, never its name:
 
 **The keyed protocol.** A method owns its keyed hide and reveal of whole images:
 :meth:`StegNet.hide_with_key` and :meth:`StegNet.reveal_with_key`. Inference
-(:class:`steg.inference.StegModel`), training (:meth:`StegNet.forward`), validation,
+(:class:`steg.inference.model.StegModel`), training (:meth:`StegNet.forward`), validation,
 the ONNX export and ``steg analyze`` make that one call, with or without a key, and
 never ask which method they hold. The base class's default, for every net, scrambles
-the secret around the net (:mod:`steg.scramble`) and carries a per-image nonce inside
+the secret around the net (:mod:`steg.security.scramble`) and carries a per-image nonce inside
 the scrambled secret; :class:`steg.nets.QIMNet` overrides both with its keyed dither
 and a nonce in its stego pixels' residues. A new keyed method overrides the two
 methods in its own file (and, if it trains on keys, :meth:`StegNet.training_keys`):
@@ -70,7 +70,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from steg.keys import Keys, per_image
+from steg.security.keys import Keys, per_image
 from steg.nets.layers import GaussianNoise
 from steg.precision import fp32
 from steg.quantize import quantize_ste
@@ -91,7 +91,7 @@ def plain(value: Any) -> Any:
 
 
 #: How a method's net function runs over whole images: ``run(fn, inputs, per_tile=None) -> output``
-#: (see the module docstring; :func:`run_whole`, :meth:`steg.inference.StegModel.run`).
+#: (see the module docstring; :func:`run_whole`, :meth:`steg.inference.model.StegModel.run`).
 Runner = Callable[..., torch.Tensor]
 #: ``per_tile(window, padded) -> {name: tensor}``: extra keyword arguments of a net function for one tile.
 PerTile = Callable[[tuple[int, int, int, int], tuple[int, int]], dict[str, torch.Tensor]]
@@ -126,7 +126,7 @@ def _recording(init: Callable[..., None]) -> Callable[..., None]:
     ``_init_args`` (what :attr:`StegNet.arch_config` returns), and takes the reserved
     options ``keyed`` and ``key_block`` that every architecture has without naming
     them: ``keyed=True`` sets the instance's :attr:`StegNet.keyed` after ``__init__``,
-    ``key_block`` the side of the squares its key scrambles (:mod:`steg.scramble`).
+    ``key_block`` the side of the squares its key scrambles (:mod:`steg.security.scramble`).
     """
     signature = inspect.signature(init)
 
@@ -135,7 +135,7 @@ def _recording(init: Callable[..., None]) -> Callable[..., None]:
         if "_init_args" in self.__dict__:  # a super().__init__ call inside the outermost one
             init(self, *args, **kwargs)
             return
-        from steg.scramble import DEFAULT_BLOCK, _check_block
+        from steg.security.scramble import DEFAULT_BLOCK, _check_block
 
         if not isinstance(keyed, bool):
             raise ValueError(f"keyed must be true or false, got {keyed!r}")
@@ -180,7 +180,7 @@ class StegNet(nn.Module):
     #: Whether this net takes a secret key: ``keyed=True`` at construction (any class), or True on a
     #: class that is keyed by construction (qim).
     keyed: bool = False
-    #: Side of the squares the default keyed mode scrambles (:mod:`steg.scramble`; ``key_block=``).
+    #: Side of the squares the default keyed mode scrambles (:mod:`steg.security.scramble`; ``key_block=``).
     key_block: int = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -219,7 +219,7 @@ class StegNet(nn.Module):
         """Channels of the widest feature map at full resolution (a 1/2**l map counts 1/4**l).
 
         Peak activation memory per pixel is about
-        ``steg.tiling.BYTES_PER_PIXEL_CHANNEL`` times this. Default: the widest
+        ``steg.inference.tiling.BYTES_PER_PIXEL_CHANNEL`` times this. Default: the widest
         conv (input plus output channels), an overestimate for multi-scale nets.
         """
         convs = [m.in_channels + m.out_channels for m in self.modules() if isinstance(m, nn.Conv2d)]
@@ -256,17 +256,17 @@ class StegNet(nn.Module):
                       run: Runner = run_whole, nonce: bool | bytes = False) -> torch.Tensor:
         """Stego images of whole images with ``key``: (B, C, H, W) x2 -> (B, C, H, W), unclamped.
 
-        ``key``: bytes (a derived key: :func:`steg.keys.derive_key`) for every image,
+        ``key``: bytes (a derived key: :func:`steg.security.keys.derive_key`) for every image,
         one key per image, or None (the keyless :meth:`hide`). ``run``: how
         :meth:`hide` runs over the images (:data:`Runner`); ``nonce``: see the module
-        docstring. The default keyed mode hides :func:`steg.scramble.scramble` of the
+        docstring. The default keyed mode hides :func:`steg.security.scramble.scramble` of the
         secret under each image's key, or, with a nonce,
-        :func:`steg.scramble.scramble_secret` (the nonce travels inside it).
+        :func:`steg.security.scramble.scramble_secret` (the nonce travels inside it).
         """
         if key is None:
             return run(self.hide, [cover, secret])
         self.check_key(key)
-        from steg.scramble import NONCE_BYTES, scramble_secret
+        from steg.security.scramble import NONCE_BYTES, scramble_secret
 
         keys = per_image(key, secret.shape[0])
         if nonce is False:
@@ -287,7 +287,7 @@ class StegNet(nn.Module):
         if key is None:
             return revealed
         self.check_key(key)
-        from steg.scramble import unscramble, unscramble_secret
+        from steg.security.scramble import unscramble, unscramble_secret
 
         keys = per_image(key, stego.shape[0])
         if not nonce:
@@ -297,12 +297,12 @@ class StegNet(nn.Module):
     def hidden_secret(self, secret: torch.Tensor, keys: Keys | None) -> torch.Tensor:
         """The secret as this method's keyed hide feeds it to :meth:`hide` (no nonce): (B, C, H, W) -> (B, C, H, W).
 
-        Default: :func:`steg.scramble.scramble` under each image's key; the secret itself for ``keys=None``.
+        Default: :func:`steg.security.scramble.scramble` under each image's key; the secret itself for ``keys=None``.
         Training under a cropping distortion compares the revealed window with this image's window.
         """
         if keys is None:
             return secret
-        from steg.scramble import scramble
+        from steg.security.scramble import scramble
 
         return scramble(secret, per_image(keys, secret.shape[0]), self.key_block)
 
@@ -313,11 +313,11 @@ class StegNet(nn.Module):
         secrets); a method whose keyed mode needs no training (qim) returns None.
         Training keys are not secrets, only samples of "any key": they are drawn
         from torch's (seeded) generator so that a seeded run repeats exactly. The
-        scrambling they select still comes from SHAKE-256 (:mod:`steg.scramble`).
+        scrambling they select still comes from SHAKE-256 (:mod:`steg.security.scramble`).
         """
         if not self.keyed:
             return None
-        from steg.keys import KEY_BYTES
+        from steg.security.keys import KEY_BYTES
 
         raw = torch.randint(0, 256, (batch, KEY_BYTES), dtype=torch.uint8)
         return [bytes(row.tolist()) for row in raw]
@@ -326,12 +326,12 @@ class StegNet(nn.Module):
         """Fixed keys for validation batch ``index`` (the same every epoch); None when :meth:`training_keys` is."""
         if not self.keyed:
             return None
-        from steg.keys import KEY_BYTES, key_stream
+        from steg.security.keys import KEY_BYTES, key_stream
 
         return [key_stream(_VALIDATION_KEYS.encode(), f"{index}/{i}", KEY_BYTES) for i in range(batch)]
 
     def attacker_view(self, stego: torch.Tensor) -> torch.Tensor:
-        """What a learned attacker (:class:`steg.leakage.Thief`) sees of 8-bit stego images: (B, C, H, W) -> (B, C', H, W).
+        """What a learned attacker (:class:`steg.security.leakage.Thief`) sees of 8-bit stego images: (B, C, H, W) -> (B, C', H, W).
 
         Default: the image itself; a method with public structure adds it (qim: its residue phase).
         """
@@ -346,7 +346,7 @@ class StegNet(nn.Module):
                 distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """The training path: hide, (8-bit with a straight-through gradient), noise, distortion, reveal.
 
-        ``distortion``: a :mod:`steg.distortions` module called as ``distortion(stego, cover)``.
+        ``distortion``: a :mod:`steg.distortions.layers` module called as ``distortion(stego, cover)``.
         Returns ``stego`` (quantized if ``quantize``: what the losses compare with the
         cover), ``revealed``, and ``target``: the secret cut to the window the reveal net
         saw (the secret itself unless the distortion crops).

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from steg.keys import NONCE_BYTES, Keys, image_key, key_field, keyed_dither, per_image
+from steg.security.keys import NONCE_BYTES, Keys, image_key, key_field, keyed_dither, per_image
 from steg.nets.base import PerTile, Runner, StegNet, draw_nonce, run_whole
 from steg.nets.layers import UnshuffleBody, zero_init
 from steg.nets.registry import register
@@ -16,7 +16,8 @@ from steg.precision import fp32, full
 
 __all__ = [
     "QIMNet", "wrap_period", "dither_pattern", "DITHER_LABEL",
-    "NONCE_BYTES", "NONCE_BITS", "NONCE_MIN_PERIOD", "nonce_positions", "embed_nonce", "read_nonce", "patch_nonce_pixels",
+    "NONCE_BITS", "NONCE_MIN_PERIOD", "nonce_positions", "embed_nonce", "read_nonce", "patch_nonce_pixels",
+    "known_secret_dither",
 ]
 
 #: The dither is SHAKE-256 of this label: the same values on every machine and torch version.
@@ -34,7 +35,7 @@ def dither_pattern(channels: int, side: int) -> torch.Tensor:
     Value ``i`` (in C order) is the ``i``-th little-endian 16-bit word of
     ``hashlib.shake_256(DITHER_LABEL)``, divided by 65536, minus 1/2 (exact in float32).
     """
-    if torch.get_default_device().type == "meta":  # a shape check (steg.models): no values, no work
+    if torch.get_default_device().type == "meta":  # a shape check (steg.inference.files): no values, no work
         return torch.empty(1, channels, side, side)
     count = channels * side * side
     words = np.frombuffer(hashlib.shake_256(DITHER_LABEL).digest(2 * count), dtype="<u2")
@@ -100,7 +101,7 @@ class QIMNet(StegNet):
         super().__init__()
         self.hide_net = zero_init_body(UnshuffleBody(2 * channels, channels, width, depth)) if encoder else nn.Identity()
         self.reveal_net = zero_init_body(UnshuffleBody(3 * channels, channels, width, depth))
-        self.prep_net = nn.Identity()  # no prep stage; kept until steg.module stops naming it
+        self.prep_net = nn.Identity()  # no prep stage; kept until steg.training.module stops naming it
         self.period = period
         self.encoder = encoder
         self.depth = depth
@@ -120,10 +121,10 @@ class QIMNet(StegNet):
 
         ``key`` None: the fixed 8x8 pattern in [-1/2, 1/2), tiled (no secrecy:
         anyone with the model reveals). ``key`` bytes (a derived key, see
-        :func:`steg.keys.derive_key`): the keyed dither over the whole period,
-        uniform in [0, P) per pixel (:func:`steg.keys.keyed_dither` for an image
+        :func:`steg.security.keys.derive_key`): the keyed dither over the whole period,
+        uniform in [0, P) per pixel (:func:`steg.security.keys.keyed_dither` for an image
         of x's size). ``key`` a tensor: that dither, precomputed, (C, H, W) or
-        (B, C, H, W) in [0, P) (how :mod:`steg.inference` passes a tile's window
+        (B, C, H, W) in [0, P) (how :mod:`steg.inference.model` passes a tile's window
         of the whole image's dither). A list of keys: one per image. The decoder
         sees the code after the dither is subtracted, so the same weights serve both.
         """
@@ -139,7 +140,7 @@ class QIMNet(StegNet):
         return key.to(x.device, x.dtype).expand_as(x)
 
     def keyed_dither(self, key: bytes, shape: tuple[int, int, int], rows=None, width=None) -> torch.Tensor:
-        """This net's keyed dither for an image of ``shape`` (C, H, W): see :func:`steg.keys.keyed_dither`."""
+        """This net's keyed dither for an image of ``shape`` (C, H, W): see :func:`steg.security.keys.keyed_dither`."""
         return keyed_dither(key, self.period, shape, rows=rows, width=width)
 
     # -- the keyed protocol (steg.nets.base): the keyed dither, a nonce in the top row --
@@ -150,7 +151,7 @@ class QIMNet(StegNet):
     def _dither_tiles(self, keys: list[bytes], shape: tuple[int, int, int]) -> PerTile:
         """``per_tile`` giving each tile ``key=`` its window of the whole images' keyed dithers, (B, C, h, w).
 
-        The dither of a row of tiles is made once (:func:`steg.keys.key_field` makes any window
+        The dither of a row of tiles is made once (:func:`steg.security.keys.key_field` makes any window
         of the whole image's field, so tiles line up with the untiled image).
         """
         rows: list = [None, None]
@@ -216,11 +217,9 @@ class QIMNet(StegNet):
         return torch.cat([stego, torch.cos(phase), torch.sin(phase)], dim=1)
 
     def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor):
-        """Reveal with the dither estimated from one known pair (:func:`steg.leakage.known_secret_dither`):
+        """Reveal with the dither estimated from one known pair (:func:`known_secret_dither`):
         every image of that size whose dither comes from the same key shares it (a per-image nonce gives
         each image a key of its own, which is what this attack measures)."""
-        from steg.leakage import known_secret_dither
-
         dither = known_secret_dither(stego, secret, self.period)
         return lambda other: self.reveal(other, key=dither)
 
@@ -342,3 +341,15 @@ def zero_init_body(body: UnshuffleBody) -> UnshuffleBody:
     """An :class:`UnshuffleBody` whose output starts at zero."""
     zero_init(body.head[0])
     return body
+
+
+def known_secret_dither(stego: torch.Tensor, secret: torch.Tensor, period: int) -> torch.Tensor:
+    """Estimate of the qim dither (levels, in [0, P)) from one stego image and its known secret.
+
+    With the key unknown but one (stego, secret) pair known, ``stego mod P``
+    minus ``(P - 1) * secret`` is the keyed dither up to the encoder's small
+    correction and rounding: the dither that every other image of the same size
+    hidden with the same key shares. Shapes: (B, C, H, W) -> (B, C, H, W).
+    """
+    residue = torch.remainder(torch.round(stego.clamp(0, 1) * 255), period)
+    return torch.remainder(residue - (period - 1) * secret, period)

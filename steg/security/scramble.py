@@ -17,7 +17,7 @@ turns or mirrors it (one of the 8 symmetries of a square) and replaces about hal
 of them by their negative ``1 - s``, all by keyed choices. Pixels of a right or
 bottom strip narrower than a block are permuted (and negated) one by one among
 themselves. Every choice comes from ``hashlib.shake_256`` of the key, a label, the
-image size and the block (:func:`steg.keys.key_stream`), never from Python's or
+image size and the block (:func:`steg.security.keys.key_stream`), never from Python's or
 torch's seeded generators; the permutations are stable argsorts of 64-bit stream
 words. ``block=1`` scrambles single pixels.
 
@@ -33,9 +33,9 @@ squares in an order, orientation and polarity that only the key gives. A wrong k
 unscrambles into other noise: a wrong key gives an image, not an error.
 
 **One key, many images** (:func:`scramble_secret` / :func:`unscramble_secret`,
-what the default keyed mode uses with ``nonce=True``, as :class:`steg.inference.StegModel`
+what the default keyed mode uses with ``nonce=True``, as :class:`steg.inference.model.StegModel`
 asks for a user's key): every hide draws a random 48-bit
-nonce and scrambles with the key of (key, nonce) (:func:`steg.keys.image_key`), so
+nonce and scrambles with the key of (key, nonce) (:func:`steg.security.keys.image_key`), so
 no two images share a scrambling (with a shared one, a single known secret would
 give the permutation away, and every other image of that size with it). The nonce
 travels inside the scrambled secret: each bit in a pair of slots of at least 16
@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from steg.device import to_device
-from steg.keys import Keys, image_key, key_stream, per_image
+from steg.security.keys import Keys, image_key, key_stream, per_image
 
 __all__ = [
     "Keys",

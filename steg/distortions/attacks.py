@@ -1,6 +1,6 @@
 """Real distortions of saved stego images, for evaluation: ``steg eval --attack jpeg:90,webp:80,...``.
 
-Where :mod:`steg.distortions` holds differentiable stand-ins for training, this
+Where :mod:`steg.distortions.layers` holds differentiable stand-ins for training, this
 module applies what a stego image meets on its way to the reader, with real
 codecs, to the 8-bit image (a PIL image) that ``steg hide`` saves:
 
@@ -19,8 +19,8 @@ spec               attack
 :func:`attack_pair` measures, for one pair, PSNR/SSIM of the secret revealed
 from each attacked stego image, beside the clean figures (the row ``clean``),
 with ``torchmetrics.functional``. The loop over pairs is
-:func:`steg.evaluate.evaluate` (``steg eval --attack``);
-:func:`evaluate_attacks` is that loop's attack figures alone.
+:func:`steg.inference.evaluation.evaluate` (``steg eval --attack``);
+:func:`steg.inference.evaluation.evaluate_attacks` is that loop's attack figures alone.
 :func:`attack_grid` draws one row per attack.
 """
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from steg.distortions import Box, crop as crop_tensor
+from steg.distortions.layers import Box, crop as crop_tensor
 from steg.io import to_pil, to_tensor
 from steg.metrics import psnr, ssim_per_image
 from steg.quantize import quantize
@@ -52,7 +52,6 @@ __all__ = [
     "encode",
     "apply_attack",
     "attack_pair",
-    "evaluate_attacks",
     "summarize",
     "attack_table",
     "attack_grid",
@@ -106,7 +105,7 @@ class Attacked(NamedTuple):
     """An attacked 8-bit image and the window of the original it shows (``None``: all of it)."""
 
     image: Image.Image
-    box: Box | None = None  # (top, left, height, width), as in steg.distortions
+    box: Box | None = None  # (top, left, height, width), as in steg.distortions.layers
 
     def window(self, x: ImageLike) -> ImageLike:
         """``x`` (a PIL image or a (..., H, W) tensor of the original's size) cut to the same window."""
@@ -233,14 +232,14 @@ def attack_pair(
     """Hide ``secret`` in ``cover``, attack the 8-bit stego image each way, reveal, measure.
 
     Args:
-        model: a :class:`steg.inference.StegModel`.
+        model: a :class:`steg.inference.model.StegModel`.
         cover, secret: (1, C, H, W) in [0, 1] with the model's channels.
         attacks: what to apply; the row ``clean`` (no attack) always comes first.
         rng: noise generator (default ``np.random.default_rng(0)``).
         stego: the 8-bit stego image if already computed, (1, C, H, W).
         keep_images: add the attacked stego, revealed and secret window (C, h, w) to each row
             (for :func:`attack_grid`).
-        key: hide and reveal with this key (keyed models; see :meth:`steg.inference.StegModel.hide`).
+        key: hide and reveal with this key (keyed models; see :meth:`steg.inference.model.StegModel.hide`).
 
     Returns:
         One dict per attack: ``attack`` (spec), ``psnr_secret``/``ssim_secret`` (revealed vs
@@ -318,52 +317,3 @@ def attack_grid(rows: Sequence[dict[str, Any]], tile: int = 256) -> Image.Image:
         for j, im in enumerate(imgs):
             canvas.paste(im, (label_w + pad + j * (cw + pad), y))
     return canvas
-
-
-@dataclass
-class AttackReport:
-    """What :func:`evaluate_attacks` returns: per-pair rows, the per-attack summary, a grid."""
-
-    rows: list[dict[str, Any]]
-    summary: dict[str, dict[str, float]]
-    grid: Image.Image | None
-
-    @property
-    def table(self) -> str:
-        return attack_table(self.summary)
-
-
-def evaluate_attacks(
-    model,
-    pairs: Sequence[tuple[Union[str, Path, Image.Image], Union[str, Path, Image.Image]]],
-    attacks: Sequence[Attack] | str,
-    size: int | None = 256,
-    seed: int = 0,
-    grid: bool = True,
-) -> AttackReport:
-    """Evaluate a :class:`steg.inference.StegModel` on (cover, secret) pairs under each attack.
-
-    The loop over pairs is :func:`steg.evaluate.evaluate` (``steg eval --attack``); this
-    keeps only its attack figures.
-
-    Args:
-        pairs: (cover, secret) as paths or PIL images.
-        attacks: :class:`Attack` list or a spec string (see :func:`parse_attacks`).
-        size: resize (shorter side) and centre-crop both images to size x size; None keeps the
-            cover's size and resizes the secret to it.
-        seed: seeds the noise attack's generator (one generator for the whole evaluation).
-        grid: draw :func:`attack_grid` for the first pair.
-
-    Raises:
-        steg.evaluate.EvalError: no pair could be evaluated (unreadable pairs are skipped
-            with a warning, as ``steg eval`` does).
-    """
-    from steg.evaluate import evaluate
-
-    if isinstance(attacks, str):
-        attacks = parse_attacks(attacks)
-    result = evaluate(model, pairs, size=size, fit="resize", thumbnails=1 if grid else 0,
-                      attacks=attacks, attack_seed=seed)
-    rows = [{k: v for k, v in row.items() if k not in ("cover", "secret")} for row in result.attack_rows]
-    images = result.attack_images
-    return AttackReport(rows, result.attack_summary, attack_grid(images) if grid and images else None)

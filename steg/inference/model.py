@@ -11,10 +11,10 @@ Quick start::
 
 ``cover``/``secret``/``stego`` may be PIL images, image file paths, or float
 tensors in [0, 1] of shape (C, H, W) or (B, C, H, W); results come back as the
-same kind (a path gives a PIL image). Model files are :mod:`steg.models`.
+same kind (a path gives a PIL image). Model files are :mod:`steg.inference.files`.
 
 The nets are fully convolutional; every hide and reveal runs through
-:func:`steg.tiling.run_tiled` (padding to the net's ``size_multiple``, overlapping tiles
+:func:`steg.inference.tiling.run_tiled` (padding to the net's ``size_multiple``, overlapping tiles
 above a memory budget), so results equal the untiled ones up to float rounding while peak
 memory stays bounded whatever the image size.
 
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence
 
 import torch
 from PIL import Image
 
-from steg.io import FIT_MODES, _convert_mode, fit_image, load_image, to_pil, to_tensor
-from steg.models import DEFAULT_MODEL, ModelError, export_checkpoint, load_net
+from steg.inference.images import ImageBatch, ImageInput, sharpen_image
+from steg.io import FIT_MODES, fit_image, to_pil, to_tensor
+from steg.inference.files import DEFAULT_MODEL, ModelError, export_checkpoint, load_net
 from steg.nets import StegNet
 from steg.nets.base import PerTile
 from steg.quantize import quantize as to_8bit  # `quantize` is also an argument name below
-from steg.tiling import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile, default_margin, round_up, run_tiled
+from steg.inference.tiling import ACTIVATION_BUDGET, BYTES_PER_PIXEL_CHANNEL, auto_tile, default_margin, round_up, run_tiled
 
 __all__ = [
     "DEFAULT_TILE",
@@ -56,70 +57,8 @@ __all__ = [
 DIGITAL = "digital"
 #: Default tiling: "auto" sizes tiles so that one tile's activations fit ACTIVATION_BUDGET.
 DEFAULT_TILE = "auto"
-#: Unsharp mask used by ``reveal(sharpen=True)``.
-SHARPEN_KERNEL = 5
-SHARPEN_SIGMA = 1.0
-
 class GrayscaleCoverWarning(UserWarning):
     """A grayscale cover hidden with an RGB model gives an RGB (coloured) stego image."""
-
-
-ImageInput = Union[Image.Image, torch.Tensor, str, os.PathLike]
-
-
-# --------------------------------------------------------------------------- #
-# Inputs and outputs
-# --------------------------------------------------------------------------- #
-
-
-def _channels_to(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
-    """(B, c, H, W) -> (B, channels, H, W): grey replicated to RGB, RGB to ITU-R 601 luma."""
-    c = x.shape[1]
-    if c == channels:
-        return x
-    if c == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1)
-    if c == 3 and channels == 1:
-        from kornia.color import rgb_to_grayscale  # imported here: 0.2 s, only this path needs it
-
-        return rgb_to_grayscale(x)
-    raise ValueError(f"{what}: expected a tensor with 1 or 3 channels, got {c}")
-
-
-class _Batch:
-    """An input image as a (B, C, H, W) float tensor plus how to give results back in kind."""
-
-    def __init__(self, value: ImageInput, channels: int, what: str):
-        self.kind: str
-        self.mode = None
-        if isinstance(value, torch.Tensor):
-            if not value.is_floating_point():
-                raise TypeError(f"{what}: expected a float tensor in [0, 1], got dtype {value.dtype}")
-            if value.dim() == 3:
-                self.kind, t = "chw", value.unsqueeze(0)
-            elif value.dim() == 4:
-                self.kind, t = "bchw", value
-            else:
-                raise ValueError(f"{what}: expected a tensor of shape (C, H, W) or (B, C, H, W), got {tuple(value.shape)}")
-            self.tensor = _channels_to(t.detach().to("cpu", torch.float32), channels, what)
-            return
-        if isinstance(value, Image.Image):
-            img = _convert_mode(value, None)
-        elif isinstance(value, (str, os.PathLike)):
-            img = load_image(value, None)
-        else:
-            raise TypeError(f"{what}: expected a PIL image, a file path or a tensor, got {type(value).__name__}")
-        self.kind = "pil"
-        self.mode = img.mode  # before conversion to the model's channels
-        self.image = _convert_mode(img, channels)
-        self.tensor = to_tensor(self.image).unsqueeze(0)
-
-    def give_back(self, out: torch.Tensor) -> Image.Image | torch.Tensor:
-        if self.kind == "pil":
-            return to_pil(out[0])
-        if self.kind == "chw":
-            return out[0]
-        return out
 
 
 # --------------------------------------------------------------------------- #
@@ -206,7 +145,7 @@ class StegModel:
     def run(self, fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
             per_tile: PerTile | None = None) -> torch.Tensor:
         """The :data:`steg.nets.base.Runner` of this model: ``fn`` over (1, C, H, W) CPU tensors of equal size,
-        padded and tiled (:func:`steg.tiling.run_tiled`) on the model's device; returns (1, C', H, W) on the CPU.
+        padded and tiled (:func:`steg.inference.tiling.run_tiled`) on the model's device; returns (1, C', H, W) on the CPU.
 
         ``per_tile(window, padded)``: extra keyword arguments of ``fn`` for each tile (a keyed
         method's window of a whole-image key field), moved to the device with the inputs.
@@ -230,7 +169,7 @@ class StegModel:
     ) -> torch.Tensor:
         """Raw (unclamped) stego images: (B, C, H, W) x2 of equal shape -> (B, C, H, W) float32 CPU.
 
-        ``key``: None, a passphrase (str/bytes) or a :class:`steg.keys.DerivedKey`.
+        ``key``: None, a passphrase (str/bytes) or a :class:`steg.security.keys.DerivedKey`.
         With a key, every image draws a random nonce (``nonce``: a fixed one, for
         reproducible tests) and hides with the key of (key, nonce), so one key can
         hide many images without them sharing a key stream. How the key and nonce
@@ -256,11 +195,11 @@ class StegModel:
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def _key(self, key: Any) -> bytes | None:
-        """A passphrase (str/bytes) derived with :func:`steg.keys.derive_key`; a DerivedKey as is.
+        """A passphrase (str/bytes) derived with :func:`steg.security.keys.derive_key`; a DerivedKey as is.
 
         A model without a keyed mode refuses a key (one line) before the derivation.
         """
-        from steg.keys import resolve_key
+        from steg.security.keys import resolve_key
 
         self.net.check_key(key)
         return resolve_key(key)
@@ -280,7 +219,7 @@ class StegModel:
             quantize: for tensor results, clamp to [0, 1] and round to 8 bits
                 (what a saved PNG holds); False gives the raw net output.
                 PIL results are always 8-bit.
-            key: a passphrase (str/bytes) or :class:`steg.keys.DerivedKey`, for
+            key: a passphrase (str/bytes) or :class:`steg.security.keys.DerivedKey`, for
                 keyed models (qim, or any net trained with ``model.keyed=true``);
                 only the same key reveals. None: anyone with the model can.
 
@@ -288,8 +227,8 @@ class StegModel:
             A PIL image ('RGB' or 'L') for a PIL/path cover, else a tensor
             shaped like the cover (with the model's channels).
         """
-        c = _Batch(cover, self.channels, "cover")
-        s = _Batch(secret, self.channels, "secret")
+        c = ImageBatch(cover, self.channels, "cover")
+        s = ImageBatch(secret, self.channels, "secret")
         ct, st = c.tensor, s.tensor
         if st.shape[-2:] != ct.shape[-2:]:
             size = (int(ct.shape[-1]), int(ct.shape[-2]))
@@ -321,39 +260,13 @@ class StegModel:
                 the raw net output (with ``sharpen``: clamped, not rounded).
             key: the key given to :meth:`hide`; a wrong key gives noise, not an error.
         """
-        s = _Batch(stego, self.channels, "stego")
+        s = ImageBatch(stego, self.channels, "stego")
         out = self.reveal_tensor(s.tensor, key=key)
         if sharpen:
             out = sharpen_image(out)
         if quantize or s.kind == "pil":
             out = to_8bit(out)
         return s.give_back(out)
-
-
-def sharpen_image(x: torch.Tensor, rows_per_strip: int | None = None) -> torch.Tensor:
-    """Unsharp mask (kornia, kernel 5, sigma 1.0) of the clamped (B, C, H, W) image, clamped to [0, 1].
-
-    Large images are filtered in horizontal strips (with the kernel's 2-row halo,
-    so the result is the same) to keep memory bounded.
-    """
-    from kornia.filters import unsharp_mask
-
-    halo = SHARPEN_KERNEL // 2
-    h, w = x.shape[-2:]
-    if rows_per_strip is None:
-        rows_per_strip = max(16, (1 << 20) // max(w, 1))
-    out = torch.empty_like(x, dtype=torch.float32)
-    with torch.inference_mode():
-        for y0 in range(0, h, rows_per_strip):
-            y1 = min(h, y0 + rows_per_strip)
-            e0, e1 = max(0, y0 - halo), min(h, y1 + halo)
-            part = x[..., e0:e1, :].float().clamp(0.0, 1.0)
-            # reflect padding needs more rows than the halo; tiny strips fall back to replicate
-            border = "reflect" if part.shape[-2] > halo and part.shape[-1] > halo else "replicate"
-            sharp = unsharp_mask(part, (SHARPEN_KERNEL, SHARPEN_KERNEL), (SHARPEN_SIGMA, SHARPEN_SIGMA),
-                                 border_type=border)
-            out[..., y0:y1, :] = sharp[..., y0 - e0 : y1 - e0, :].clamp_(0.0, 1.0)
-    return out
 
 
 def load_model(

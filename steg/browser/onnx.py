@@ -11,7 +11,7 @@ the conversion to [0, 1] floats and the 8-bit quantization of the result
 PNG stores and a client only copies bytes. N, H and W are dynamic, any H and W
 of at least ``size_multiple``: the graphs reflect-pad the bottom and right to the
 net's ``size_multiple`` and crop the result back, as
-:class:`steg.inference.StegModel` does (below one tile: the same pixels).
+:class:`steg.inference.model.StegModel` does (below one tile: the same pixels).
 C is fixed (3 for RGB models, 1 for grayscale ones). Opset :data:`OPSET`,
 written by the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``).
 
@@ -19,7 +19,7 @@ Each file carries, as ONNX ``metadata_props`` (strings), what a client needs to
 pad and tile like the Python side: ``format`` ('steg-onnx'),
 ``format_version``, ``graph`` ('hide' or 'reveal'), ``inputs``/``outputs``
 (comma-separated names), ``channels``, ``size_multiple``, ``tile`` and
-``margin`` (the Python side's tiling: see :func:`steg.tiling.auto_tile`),
+``margin`` (the Python side's tiling: see :func:`steg.inference.tiling.auto_tile`),
 ``arch_config`` (JSON), ``description``, ``source`` and ``torch_version``.
 
 Keys: the graphs are the method's keyed protocol called without a key
@@ -80,7 +80,7 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    # the same steps as steg.inference's quantization and to_pil: clamp, * 255, round half to even
+    # the same steps as steg.inference.model's quantization and to_pil: clamp, * 255, round half to even
     return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
@@ -88,7 +88,7 @@ def _padded(multiple: int, run, *images: torch.Tensor) -> torch.Tensor:
     """``run(*images)`` with (N, C, H, W) images reflect-padded at the bottom and right to ``multiple``, cropped back.
 
     Traced with the image's own shape, so the exported graph pads any dynamic H, W >= ``multiple``
-    (StegModel's :func:`steg.tiling.pad_bottom_right`, reflect branch).
+    (StegModel's :func:`steg.inference.tiling.pad_bottom_right`, reflect branch).
     """
     h, w = images[0].shape[-2], images[0].shape[-1]
     pad_h, pad_w = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
@@ -139,7 +139,7 @@ def onnx_paths(out: str | os.PathLike) -> dict[str, Path]:
 
 
 def _load(model: Any):
-    from steg.inference import StegModel, load_model
+    from steg.inference.model import StegModel, load_model
 
     return model if isinstance(model, StegModel) else load_model(model)
 
@@ -188,7 +188,7 @@ def export_onnx(model: Any, out: str | os.PathLike, force: bool = False) -> dict
     """Export ``model``'s hide and reveal graphs as ``NAME.hide.onnx`` and ``NAME.reveal.onnx``.
 
     Args:
-        model: a :class:`steg.inference.StegModel`, or anything :func:`steg.load_model`
+        model: a :class:`steg.inference.model.StegModel`, or anything :func:`steg.load_model`
             takes (a .ckpt, an exported .safetensors, a shipped model's name).
         out: ``NAME.onnx``; see :func:`onnx_paths`.
         force: overwrite existing outputs.

@@ -7,16 +7,16 @@ exactly what ``steg hide`` saves) and measures, against the real secret:
 - **wrong key / no key**: what ``reveal`` returns with a random wrong key and
   with no key, beside two baselines that know nothing: an unrelated photograph
   (the pair's cover) and a mid-grey image;
-- **keyless attacks** (:func:`steg.leakage.keyless_attacks`): the best PSNR of
+- **keyless attacks** (:func:`steg.security.leakage.keyless_attacks`): the best PSNR of
   any residue period, bit plane or amplified stego-minus-cover residual;
 - **key reuse**: one known secret hidden with the same key (qim, keyed only);
-- **a learned thief** (:func:`steg.leakage.train_thief`) trained on stego
+- **a learned thief** (:func:`steg.security.leakage.train_thief`) trained on stego
   images the attacker makes from the training photos with the public model and
   random keys of their own (the keyed dither for qim, the keyed scrambling of
-  :mod:`steg.scramble` for any other keyed net), evaluated on the user's stego images; with a key, a
+  :mod:`steg.security.scramble` for any other keyed net), evaluated on the user's stego images; with a key, a
   control thief trained and tested without keys shows what the thief can learn
   when nothing is hidden from it;
-- **detectability**: a steganalysis CNN (:mod:`steg.steganalysis`) trained
+- **detectability**: a steganalysis CNN (:mod:`steg.security.steganalysis`) trained
   cover-vs-stego on 64x64 crops of the training photos, evaluated on 64x64 crops
   of the held-out pairs (accuracy and AUROC, torchmetrics), and the classical
   pairs-of-values chi-square test.
@@ -42,11 +42,11 @@ from torchmetrics.functional import pearson_corrcoef
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_roc
 
 from steg.device import placement
-from steg.leakage import keyless_attacks, train_thief
-from steg.keys import random_key, resolve_key
+from steg.security.leakage import keyless_attacks, train_thief
+from steg.security.keys import random_key, resolve_key
 from steg.metrics import PSNR_AVERAGE, psnr, ssim_per_image
 from steg.quantize import quantize
-from steg.steganalysis import detection_scores, pov_chi_square, train_steganalyser
+from steg.security.steganalysis import detection_scores, pov_chi_square, train_steganalyser
 
 __all__ = ["REPORT_FILES", "TARGETS", "Analysis", "load_pairs", "analyze", "report_table", "write_report"]
 
@@ -154,7 +154,7 @@ def analyze(
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
 ) -> Analysis:
-    """Measure leakage and detectability of ``model`` (a :class:`steg.inference.StegModel`).
+    """Measure leakage and detectability of ``model`` (a :class:`steg.inference.model.StegModel`).
 
     Args:
         pairs: (name, cover, secret) with (1, C, H, W) images, H and W multiples

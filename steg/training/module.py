@@ -4,7 +4,7 @@ Training objective::
 
     loss = L_cover(stego, cover) + beta * L_secret(revealed, secret)
 
-where both ``L`` are the same :class:`steg.losses.ImageLoss`. One Adam (or any
+where both ``L`` are the same :class:`steg.training.losses.ImageLoss`. One Adam (or any
 configured) optimizer covers prep, hide and reveal nets, so the reveal loss
 trains the prep and hide nets too.
 
@@ -16,7 +16,7 @@ and is validated under fixed keys (:meth:`steg.nets.StegNet.forward`,
 :meth:`~steg.nets.StegNet.validation_keys`), unscrambled before any loss or metric.
 
 Mixed precision (``trainer.precision=bf16-mixed``): the nets' convolutions run in
-bf16, but every loss term (:class:`~steg.losses.ImageLoss`, the nets'
+bf16, but every loss term (:class:`~steg.training.losses.ImageLoss`, the nets'
 ``extra_losses``) and every metric (:mod:`steg.metrics`) is computed in float32
 with autocast off (:func:`steg.precision.fp32`), so a bf16 run logs the figures an
 fp32 run would log for the same images.
@@ -33,7 +33,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from steg.losses import ImageLoss
+from steg.training.losses import ImageLoss
 from steg.metrics import pair_metrics
 from steg.quantize import quantize
 from steg.nets import StegNet, build_net
@@ -67,7 +67,7 @@ class StegModule(L.LightningModule):
         beta: weight of the secret loss.
         optimizer: ``partial`` that takes ``params`` (Hydra ``_partial_: true``).
         scheduler: ``partial`` that takes ``optimizer`` (and ``total_steps``, for the
-            :mod:`steg.schedules` laid out over the run, stepped every step), or None.
+            :mod:`steg.training.schedules` laid out over the run, stepped every step), or None.
         scheduler_monitor: metric for schedulers that need one (ReduceLROnPlateau).
         scheduler_interval: "epoch" or "step".
         quantize_train: feed the reveal net the 8-bit stego image in training too
@@ -76,7 +76,7 @@ class StegModule(L.LightningModule):
             (faster convolutions on CPUs and GPUs; ``experiments/bench``).
         compile: ``torch.compile`` the net's sub-modules (pays off on GPUs; on a
             2-core CPU it measured slower). Checkpoints are unchanged.
-        distortion: a :mod:`steg.distortions` module (``conf/distortion``) applied to
+        distortion: a :mod:`steg.distortions.layers` module (``conf/distortion``) applied to
             the 8-bit stego image before the reveal net in training only; None: none.
             A crop distortion also crops the secret the revealed image is compared with.
         fused_optimizer: pass ``fused=True`` to an optimizer that takes it (Adam,
@@ -214,7 +214,7 @@ class StegModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         interval = self.scheduler_interval
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:  # steg.schedules: over the run
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:  # steg.training.schedules: over the run
             scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
             interval = "step"
         else:

@@ -1,7 +1,7 @@
 """The browser page (``web/``): build its files, serve it, drive it in headless Chromium.
 
 The page (``web/index.html``, ``web/app.js``) hides and reveals with the exported
-ONNX graphs (:mod:`steg.onnx`) in onnxruntime-web's WebAssembly backend, with no
+ONNX graphs (:mod:`steg.browser.onnx`) in onnxruntime-web's WebAssembly backend, with no
 server-side work. Two generated folders are not committed (``.gitignore``):
 
 * ``web/vendor/``: onnxruntime-web's wasm build (``ort.wasm.min.js``,
@@ -9,17 +9,17 @@ server-side work. Two generated folders are not committed (``.gitignore``):
   version :data:`ORT_WEB_VERSION`, installed into a temporary folder by ``npm``;
 * ``web/models/``: every shipped model exported as ``NAME.hide.onnx`` and
   ``NAME.reveal.onnx``, listed in ``models.json`` with what the page needs to pad
-  and tile like :class:`steg.inference.StegModel`.
+  and tile like :class:`steg.inference.model.StegModel`.
 
 Commands (``make web`` runs the first; ``steg web`` builds what is missing, then serves)::
 
-    python -m steg.web build [--force]
-    python -m steg.web serve [--host 127.0.0.1] [--port 8000]
-    python -m steg.web bench [--runs 3] [--json FILE]     # timings in headless Chromium
-    python -m steg.web screenshot docs/web.png            # the README's screenshot
+    python -m steg.browser build [--force]
+    python -m steg.browser serve [--host 127.0.0.1] [--port 8000]
+    python -m steg.browser bench [--runs 3] [--json FILE]     # timings in headless Chromium
+    python -m steg.browser screenshot docs/web.png            # the README's screenshot
 
 Driving the page in headless Chromium (the test, the benchmark, the screenshot)
-lives in :mod:`steg.browser`.
+lives in :mod:`steg.browser.chromium`.
 """
 
 from __future__ import annotations
@@ -47,11 +47,10 @@ __all__ = [
     "make_server",
     "running_server",
     "serve",
-    "main",
 ]
 
 #: The page's folder (in a source checkout: next to the steg package).
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 #: onnxruntime-web release vendored into web/vendor.
 ORT_WEB_VERSION = "1.30.0"
 #: Files of the npm package's dist/ folder that the wasm backend needs.
@@ -75,7 +74,7 @@ def _sha256(path: Path) -> str:
 
 
 def _models_up_to_date(web_dir: Path) -> bool:
-    from steg.models import resolve_model_path, shipped_models
+    from steg.inference.files import resolve_model_path, shipped_models
 
     manifest = web_dir / "models" / "models.json"
     if not manifest.is_file():
@@ -129,10 +128,10 @@ def _vendor(web_dir: Path) -> None:
 
 def _export_models(web_dir: Path) -> None:
     """Export every shipped model to web/models/NAME.{hide,reveal}.onnx and write models.json."""
-    from steg.inference import load_model
-    from steg.models import resolve_model_path, shipped_models
+    from steg.inference.model import load_model
+    from steg.inference.files import resolve_model_path, shipped_models
     from steg.io import write_text
-    from steg.onnx import OPSET, export_onnx
+    from steg.browser.onnx import OPSET, export_onnx
 
     entries = []
     for name in shipped_models():
@@ -234,48 +233,3 @@ def serve(web_dir: Path = WEB_DIR, host: str = "127.0.0.1", port: int = 8000, ve
 # --------------------------------------------------------------------------- #
 # Command line
 # --------------------------------------------------------------------------- #
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m steg.web", description="Build, serve or benchmark the web page.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("build", help="vendor onnxruntime-web and export the shipped models into web/")
-    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    p = sub.add_parser("serve", help="serve web/ (builds what is missing first)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p = sub.add_parser("bench", help="load and hide+reveal times in headless Chromium, as JSON")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--json", metavar="FILE", help="also write the JSON there")
-    p = sub.add_parser("screenshot", help="a screenshot of the page after a hide and reveal (PNG)")
-    p.add_argument("output", metavar="OUT.png")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            built = build(force=args.force)
-            print(f"web/: {', '.join(built) + ' built' if built else 'up to date'} ({WEB_DIR})")
-        elif args.command == "screenshot":
-            from steg.browser import screenshot
-
-            print(f"wrote {screenshot(Path(args.output))}")
-        elif args.command == "serve":
-            serve(host=args.host, port=args.port)
-        else:
-            from steg.browser import bench
-
-            result = bench(runs=args.runs, size=args.size)
-            text = json.dumps(result, indent=2)
-            print(text)
-            if args.json:
-                from steg.io import write_text
-
-                write_text(args.json, text + "\n")
-    except WebError as exc:
-        print(f"steg web: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -4,7 +4,7 @@
 reports, and what the tests measure the shipped model with::
 
     from steg import load_model
-    from steg.evaluate import evaluate, folder_pairs
+    from steg.inference.evaluation import evaluate, folder_pairs
 
     result = evaluate(load_model(), folder_pairs("photos/"), size=256)
     result.summary["psnr_secret"]            # mean over pairs, dB
@@ -13,11 +13,11 @@ Each pair is hidden and revealed exactly as ``steg hide`` / ``steg reveal`` do:
 the stego image is quantized to 8 bits (what a PNG holds) before it is measured
 and before the reveal net sees it, and the revealed image is quantized too.
 
-With ``attacks`` (see :func:`steg.attacks.parse_attacks`), the same 8-bit stego
+With ``attacks`` (see :func:`steg.distortions.attacks.parse_attacks`), the same 8-bit stego
 image is also distorted by each real attack and revealed again
-(:func:`steg.attacks.attack_pair`); ``result.attack_summary`` holds the
+(:func:`steg.distortions.attacks.attack_pair`); ``result.attack_summary`` holds the
 per-attack means (``steg eval --attack``). This is the one loop over pairs:
-:func:`steg.attacks.evaluate_attacks` calls it.
+:func:`evaluate_attacks` keeps only its attack figures.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ import torch.nn.functional as F
 
 from PIL import Image
 
+from steg.distortions.attacks import Attack, attack_grid, attack_table, parse_attacks
 from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, fit_image, load_image, square_image, to_tensor
 from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
 from steg.quantize import quantize
 
-__all__ = ["EvalError", "EvalResult", "evaluate", "folder_pairs", "MIN_SIDE", "GRID_TILE"]
+__all__ = ["EvalError", "EvalResult", "evaluate", "evaluate_attacks", "AttackReport", "folder_pairs", "MIN_SIDE", "GRID_TILE"]
 
 #: Smallest image side SSIM's 11x11 window (with its border) can measure; smaller pairs are skipped.
 MIN_SIDE = 6
@@ -64,9 +65,9 @@ class EvalResult:
     (C, h, w) tensors for a grid; ``skipped``: one line per pair left out.
     With attacks: ``attack_rows`` (one dict per pair and attack, ``clean``
     first, ``pair`` the pair's index in the input, see
-    :func:`steg.attacks.attack_pair`), ``attack_summary``
-    (:func:`steg.attacks.summarize`), ``attack_images`` (the first pair's rows
-    with their (C, h, w) images, for :func:`steg.attacks.attack_grid`, when
+    :func:`steg.distortions.attacks.attack_pair`), ``attack_summary``
+    (:func:`steg.distortions.attacks.summarize`), ``attack_images`` (the first pair's rows
+    with their (C, h, w) images, for :func:`steg.distortions.attacks.attack_grid`, when
     ``thumbnails`` > 0).
     """
 
@@ -157,7 +158,7 @@ def _name(source: ImageSource, index: int) -> str:
 def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int | None = None, fit: str = "resize",
              thumbnails: int = 0, progress: bool = False, attacks: Sequence | str | None = None,
              attack_seed: int = 0, key: Any = None) -> EvalResult:
-    """Hide and reveal every pair with ``model`` (a :class:`steg.inference.StegModel`) and measure it.
+    """Hide and reveal every pair with ``model`` (a :class:`steg.inference.model.StegModel`) and measure it.
 
     Args:
         pairs: (cover, secret) pairs of paths (see :func:`folder_pairs`) or PIL images.
@@ -165,26 +166,26 @@ def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int 
             resized first); None: the cover's size, the secret fitted by ``fit``.
         thumbnails: keep this many pairs' images for a grid.
         progress: a progress bar on stderr.
-        attacks: real distortions (:class:`steg.attacks.Attack` list or a spec
+        attacks: real distortions (:class:`steg.distortions.attacks.Attack` list or a spec
             string such as ``"jpeg:90,crop:0.9"``) to apply to each 8-bit stego
             image before revealing it again; measured into ``attack_*``.
         attack_seed: seeds the noise attack's generator (one for the whole run).
-        key: hide and reveal with this key (a passphrase or :class:`steg.keys.DerivedKey`;
-            keyed models only, see :meth:`steg.inference.StegModel.hide`).
+        key: hide and reveal with this key (a passphrase or :class:`steg.security.keys.DerivedKey`;
+            keyed models only, see :meth:`steg.inference.model.StegModel.hide`).
 
     Unreadable images and images with a side under :data:`MIN_SIDE` pixels are
     skipped with one warning each (``warnings.warn``) and listed in ``skipped``.
 
     Raises:
         EvalError: no pair could be evaluated.
-        steg.attacks.AttackError: a malformed attack spec (before any image is read).
+        steg.distortions.attacks.AttackError: a malformed attack spec (before any image is read).
     """
     from tqdm.auto import tqdm
 
     if attacks is not None:
         import numpy as np
 
-        from steg.attacks import attack_pair, parse_attacks, summarize
+        from steg.distortions.attacks import attack_pair, summarize
 
         attacks = parse_attacks(attacks) if isinstance(attacks, str) else list(attacks)
         attack_rng = np.random.default_rng(attack_seed)
@@ -281,3 +282,50 @@ def table(summary: dict[str, Any]) -> str:
             lines.append(f"{label:22s}{name:10s}{mean:>10.{digits}f}{unit:3s}{'+- ' + format(ci, f'.{digits}f'):>10s}"
                          f"{median:>10.{digits}f}{unit}")
     return "\n".join(lines)
+
+
+@dataclass
+class AttackReport:
+    """What :func:`evaluate_attacks` returns: per-pair rows, the per-attack summary, a grid."""
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, dict[str, float]]
+    grid: Image.Image | None
+
+    @property
+    def table(self) -> str:
+        return attack_table(self.summary)
+
+
+def evaluate_attacks(
+    model,
+    pairs: Sequence[tuple[Union[str, Path, Image.Image], Union[str, Path, Image.Image]]],
+    attacks: Sequence[Attack] | str,
+    size: int | None = 256,
+    seed: int = 0,
+    grid: bool = True,
+) -> AttackReport:
+    """Evaluate a :class:`steg.inference.model.StegModel` on (cover, secret) pairs under each attack.
+
+    The loop over pairs is :func:`steg.inference.evaluation.evaluate` (``steg eval --attack``); this
+    keeps only its attack figures.
+
+    Args:
+        pairs: (cover, secret) as paths or PIL images.
+        attacks: :class:`Attack` list or a spec string (see :func:`parse_attacks`).
+        size: resize (shorter side) and centre-crop both images to size x size; None keeps the
+            cover's size and resizes the secret to it.
+        seed: seeds the noise attack's generator (one generator for the whole evaluation).
+        grid: draw :func:`attack_grid` for the first pair.
+
+    Raises:
+        steg.inference.evaluation.EvalError: no pair could be evaluated (unreadable pairs are skipped
+            with a warning, as ``steg eval`` does).
+    """
+    if isinstance(attacks, str):
+        attacks = parse_attacks(attacks)
+    result = evaluate(model, pairs, size=size, fit="resize", thumbnails=1 if grid else 0,
+                      attacks=attacks, attack_seed=seed)
+    rows = [{k: v for k, v in row.items() if k not in ("cover", "secret")} for row in result.attack_rows]
+    images = result.attack_images
+    return AttackReport(rows, result.attack_summary, attack_grid(images) if grid and images else None)

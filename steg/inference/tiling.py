@@ -3,7 +3,7 @@
 An image is reflect-padded to the net's ``size_multiple``; if it is larger than one tile it
 is cut into tiles whose origins lie on multiples of ``size_multiple``, each tile extended by
 a margin wider than the net's ``receptive_radius()``; only each tile's centre is kept, so
-the result equals the untiled one up to float rounding. :class:`steg.inference.StegModel`
+the result equals the untiled one up to float rounding. :class:`steg.inference.model.StegModel`
 runs every hide and reveal through :func:`run_tiled`.
 """
 

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from steg.plots import comparison_grid, plot_curves, plot_error_histograms, save_image_atomic
+from steg.report.plots import comparison_grid, plot_curves, plot_error_histograms, save_image_atomic
 
 __all__ = ["ImageGrids", "ErrorHistograms", "MetricHistory", "DivergenceGuard"]
 

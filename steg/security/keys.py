@@ -153,7 +153,7 @@ def random_key() -> DerivedKey:
 def _prefix(key: bytes, label: str) -> "hashlib._Hash":
     """shake_256 fed with the length-prefixed key and label (unambiguous concatenation)."""
     if not isinstance(key, (bytes, bytearray)) or not key:
-        raise TypeError(f"key: expected non-empty bytes (see steg.keys.derive_key), got {type(key).__name__}")
+        raise TypeError(f"key: expected non-empty bytes (see steg.security.keys.derive_key), got {type(key).__name__}")
     label_bytes = label.encode("utf-8")
     h = hashlib.shake_256()
     h.update(struct.pack("<I", len(key)) + bytes(key))

@@ -26,8 +26,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-from steg.callbacks import DivergenceGuard, ErrorHistograms, ImageGrids, MetricHistory
-from steg.checkpoints import RunState
+from steg.training.callbacks import DivergenceGuard, ErrorHistograms, ImageGrids, MetricHistory
+from steg.training.checkpoints import RunState
 from steg.io import json_safe, write_text
 from steg.metrics import PSNR_AVERAGE, SUMMARY_METRICS, higher_is_better
 

@@ -1,12 +1,12 @@
-"""Driving the browser page (``web/``, :mod:`steg.web`) in the system's headless Chromium.
+"""Driving the browser page (``web/``, :mod:`steg.browser.page`) in the system's headless Chromium.
 
 The browser is Debian's ``chromium`` (:data:`CHROMIUM`; ``make browser`` installs it and
 Playwright's Python package), launched by Playwright with the system executable:
 never ``playwright install``, which downloads its own build (and fails without a network).
 Headless flags: no sandbox (root in containers), nothing that reaches the network.
 
-Used by ``tests/test_web.py``, ``python -m steg.web bench`` (load and hide + reveal
-times, JSON) and ``python -m steg.web screenshot`` (the README's picture).
+Used by ``tests/test_web.py``, ``python -m steg.browser bench`` (load and hide + reveal
+times, JSON) and ``python -m steg.browser screenshot`` (the README's picture).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from steg.web import ORT_WEB_VERSION, WEB_DIR, WebError, build, running_server
+from steg.browser.page import ORT_WEB_VERSION, WEB_DIR, WebError, build, running_server
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch_chromium", "open_page", "hide_and_reveal", "bench", "screenshot"]
 

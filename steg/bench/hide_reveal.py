@@ -1,7 +1,7 @@
 """The ``inference`` and ``cli`` parts: how long hiding and revealing take.
 
 - ``inference``: ``steg hide`` + ``steg reveal`` of one image of each size
-  through :class:`steg.inference.StegModel` (the CLI's path: padding, tiling),
+  through :class:`steg.inference.model.StegModel` (the CLI's path: padding, tiling),
   per architecture (fp32, untrained weights: speed does not depend on them), in
   ms and peak memory, each size in its own process.
 - ``cli``: wall time of ``steg hide`` and ``steg reveal`` of a 256x256 pair with
@@ -27,7 +27,7 @@ def worker_inference(model: str, device: str, size: int, seed: int, repeats: int
     """Time ``steg hide`` + ``steg reveal`` of one size x size image through StegModel."""
     import torch
 
-    from steg.inference import StegModel
+    from steg.inference.model import StegModel
     from steg.quantize import quantize
 
     torch.manual_seed(seed)

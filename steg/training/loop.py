@@ -2,7 +2,7 @@
 
 Called by the thin ``train.py`` at the repository root; tests call it directly
 with a config composed by Hydra's ``compose``. What a checkpoint holds and how a
-run resumes: :mod:`steg.checkpoints`; what a run reports: :mod:`steg.reporting`.
+run resumes: :mod:`steg.training.checkpoints`; what a run reports: :mod:`steg.training.summary`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from steg.callbacks import ErrorHistograms, MetricHistory
-from steg.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
+from steg.training.callbacks import ErrorHistograms, MetricHistory
+from steg.training.checkpoints import AtomicCheckpointIO, EpochSeed, FinishAtMaxSteps, RunState, continue_csv, read_checkpoint
 from steg.io import lock_folder, one_line, write_text
 from steg.metrics import higher_is_better
-from steg.module import check_beta
-from steg.reporting import build_report, callback, log_to_wandb, print_summary, wandb_started, write_report
+from steg.training.module import check_beta
+from steg.training.summary import build_report, callback, log_to_wandb, print_summary, wandb_started, write_report
 
 __all__ = ["train", "instantiate_run", "restore_config", "SweepConfigError", "configure_sweep_job", "RESTORED"]
 

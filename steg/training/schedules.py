@@ -3,7 +3,7 @@
 Each factory takes ``total_steps`` (the run's optimizer steps, from
 ``trainer.estimated_stepping_batches``: ``max_steps``, or ``max_epochs`` x steps per
 epoch) and returns a torch scheduler stepped every optimizer step
-(:class:`steg.module.StegModule` passes it and sets ``interval: step``).
+(:class:`steg.training.module.StegModule` passes it and sets ``interval: step``).
 """
 
 from __future__ import annotations

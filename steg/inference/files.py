@@ -53,7 +53,7 @@ FORMAT = "steg-model"
 #: Version of the exported model format written by this code (and the newest it reads).
 FORMAT_VERSION = 1
 #: Folder of the shipped models: ``NAME.safetensors``.
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 #: Shipped model used when no model is given.
 DEFAULT_MODEL = "default"
 

@@ -1,14 +1,14 @@
 """Attacks on hidden secrets: keyless read-outs, key reuse, and a learned thief.
 
 Each attack gets what an outsider could have and returns images that should
-look like the secret if the attack works; :mod:`steg.analyze` scores them with
+look like the secret if the attack works; :mod:`steg.security.analysis` scores them with
 PSNR against the real secret.
 
 - :func:`keyless_attacks` (no model): the stego pixels' residue modulo every
   period 2..32 (``(stego mod Q) / (Q - 1)``, the one-liner that reads unkeyed
   qim), every channel's bit planes, and, given the cover, the stego-minus-cover
   residual amplified x10 and x20 (signed around mid-grey, and absolute).
-- :func:`known_secret_dither`: key reuse. Someone who knows one secret hidden
+- :func:`steg.nets.qim.known_secret_dither`: key reuse. Someone who knows one secret hidden
   with a key (and has its stego image) estimates the keyed qim dither at every
   pixel, and reads every other image of the same size hidden with that key.
 - :class:`Thief` / :func:`train_thief`: a reveal net trained on (stego, secret)
@@ -27,7 +27,7 @@ from torch import nn
 
 from steg.nets import UnshuffleBody
 
-__all__ = ["PERIODS", "AMPLIFY", "keyless_attacks", "known_secret_dither", "Thief", "train_thief"]
+__all__ = ["PERIODS", "AMPLIFY", "keyless_attacks", "Thief", "train_thief"]
 
 #: Periods tried by the residue read-out.
 PERIODS = range(2, 33)
@@ -57,18 +57,6 @@ def keyless_attacks(stego: torch.Tensor, cover: torch.Tensor | None = None) -> d
             out[f"residual/x{g}"] = (0.5 + g * diff).clamp(0, 1)
             out[f"abs_residual/x{g}"] = (g * diff.abs()).clamp(0, 1)
     return out
-
-
-def known_secret_dither(stego: torch.Tensor, secret: torch.Tensor, period: int) -> torch.Tensor:
-    """Estimate of the qim dither (levels, in [0, P)) from one stego image and its known secret.
-
-    With the key unknown but one (stego, secret) pair known, ``stego mod P``
-    minus ``(P - 1) * secret`` is the keyed dither up to the encoder's small
-    correction and rounding: the dither that every other image of the same size
-    hidden with the same key shares. Shapes: (B, C, H, W) -> (B, C, H, W).
-    """
-    residue = torch.remainder(torch.round(stego.clamp(0, 1) * 255), period)
-    return torch.remainder(residue - (period - 1) * secret, period)
 
 
 class Thief(nn.Module):

@@ -394,7 +394,7 @@ class Combined(Distortion):
         if len(self.distortions) == 0:
             raise ValueError("combined needs at least one distortion")
         if any(not isinstance(d, Distortion) for d in self.distortions):
-            raise ValueError("combined: every entry must be a steg.distortions.Distortion")
+            raise ValueError("combined: every entry must be a steg.distortions.layers.Distortion")
         w = [1.0] * len(self.distortions) if weights is None else [float(v) for v in weights]
         if len(w) != len(self.distortions) or any(v < 0 for v in w) or sum(w) <= 0:
             raise ValueError(f"combined weights must be {len(self.distortions)} numbers >= 0, not all 0; got {weights!r}")

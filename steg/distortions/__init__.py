@@ -1,0 +1,1 @@
+"""Distortions: differentiable layers for training (``layers``) and real codecs for evaluation (``attacks``)."""

@@ -1,0 +1,1 @@
+"""Using a model: model files, the any-size tiled model wrapper, evaluation."""

@@ -1,0 +1,1 @@
+"""Security: keys and key streams, keyed scrambling, keyless leakage attacks, steganalysis, steg analyze."""
