@@ -87,12 +87,10 @@ def _to_float(a: np.ndarray) -> torch.Tensor:
 
 
 class _MethodAsNet:
-    """What the analysis code reads from ``model.net``: keyed, arch_config, hide_with_key (batches of tensors)."""
+    """What the analysis code reads from ``model.net``: keyed, arch_config, hide_with_key (batches of
+    tensors) and the attack hooks of the keyed protocol (:class:`steg.nets.StegNet`)."""
 
     keyed = True
-    native_key = True
-    scrambles = False
-    period = None
     size_multiple = 1
 
     def __init__(self, method: "DigitalMethod"):
@@ -109,6 +107,18 @@ class _MethodAsNet:
 
     def parameters(self):
         return iter(())
+
+    def buffers(self):
+        return iter(())
+
+    def attacker_view(self, stego: torch.Tensor) -> torch.Tensor:
+        """A learned thief sees the stego image itself: the method has no public structure to add."""
+        return stego
+
+    def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor):
+        """None: a fresh nonce per image gives every image its own key stream and positions, so one
+        known (stego, secret) pair reads nothing of another image hidden with the same key."""
+        return None
 
 
 class DigitalMethod:
