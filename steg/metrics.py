@@ -10,8 +10,12 @@ in bfloat16 and read 0.61 for an SSIM of 0.93.
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import torch
-from torchmetrics import MeanAbsoluteError, MetricCollection
+from torchmetrics import MeanAbsoluteError, Metric, MetricCollection
+from torchmetrics.utilities import dim_zero_cat
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from steg.precision import fp32
@@ -28,7 +32,14 @@ __all__ = [
     "psnr",
     "psnr_per_image",
     "ssim_per_image",
+    "ci95",
+    "CI_PREFIX",
+    "PSNRInterval",
 ]
+
+#: Logged beside each validation PSNR: ``val/ci95_psnr_secret`` is the half-width (dB) of the 95%
+#: confidence interval of ``val/psnr_secret``'s mean over the validation images (:func:`ci95`).
+CI_PREFIX = "ci95_"
 
 #: The torchmetrics class of each per-pair image metric (its ``higher_is_better`` gives the direction).
 METRIC_CLASSES = {"psnr": PeakSignalNoiseRatio, "ssim": StructuralSimilarityIndexMeasure, "apd": MeanAbsoluteError}
@@ -130,3 +141,44 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none")
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t); NaN under 2 values.
+
+    Two figures whose difference is within it (on the same images) are a tie.
+
+    >>> round(ci95([1.0, 2.0, 3.0]), 3)
+    2.484
+    """
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
+
+
+class PSNRInterval(Metric):
+    """Half-width (dB) of the 95% confidence interval of the mean per-image PSNR (:func:`ci95`).
+
+    Keeps every image's PSNR (synchronised under DDP by concatenation), so the interval is that
+    of all the validation images; images identical to their target (infinite PSNR) carry no
+    spread and are left out; NaN under two finite values. Logged as ``val/ci95_psnr_*``.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("values", default=[], dist_reduce_fx="cat")
+
+    @fp32
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        self.values.append(psnr_per_image(preds, target))
+
+    def compute(self) -> torch.Tensor:
+        values = dim_zero_cat(self.values) if self.values else torch.zeros(0)
+        values = values[torch.isfinite(values)].tolist()
+        return torch.tensor(ci95(values) if len(values) >= 2 else float("nan"))

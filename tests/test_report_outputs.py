@@ -109,3 +109,22 @@ def test_a_single_run_without_csv_or_grid(tmp_path, monkeypatch):
     assert "the only run at or above the floor" in result.sentence
     html = (tmp_path / "compare" / "compare.html").read_text()
     assert "subpixel_beta0.5: no image grid" in html and html.count("data:image/png;base64,") == 2
+
+
+@pytest.mark.parametrize("ci, tied", [(1.0, True), (0.1, False)])
+def test_a_difference_within_the_validation_spread_is_a_tie(tmp_path, ci, tied):
+    """steg compare names no winner by a margin the per-image spread does not support (issue: 0.0017 dB)."""
+    import json
+
+    root = tmp_path / "sweep"
+    for name, revealed in (("0_unet_beta0.5", 24.5), ("1_cnn_beta0.5", 24.0)):
+        run = fake_run(root, name, name.split("_")[1], losses=(0.3, 0.2), psnr_stego=(34.0, 34.0),
+                       psnr_secret=(20.0, revealed))
+        report = json.loads((run / "metrics.json").read_text())
+        for row in ("best", "final"):
+            report[row]["val/ci95_psnr_secret"] = ci  # as StegModule logs it beside val/psnr_secret
+        (run / "metrics.json").write_text(json.dumps(report))
+    sentence = compare([root]).sentence
+    interval = f"+-{(2 * ci * ci) ** 0.5:.2f} dB"
+    assert interval in sentence
+    assert ("tied with cnn_beta0.5" in sentence) is tied and ("+0.50 dB over cnn_beta0.5" in sentence) is not tied

@@ -15,6 +15,10 @@ def _artifacts_ok(run_dir):
     report = json.loads((run_dir / "metrics.json").read_text())
     for key in ("val/psnr_stego", "val/ssim_stego", "val/apd_stego", "val/psnr_secret", "val/ssim_secret", "val/apd_secret"):
         assert key in report["final"]
+    # the per-image spread of the validation PSNRs: the half-width of their mean's 95% interval (dB)
+    # (null with under two validation images: no spread to measure)
+    ci = report["final"]["val/ci95_psnr_secret"]
+    assert ci is None or 0 < ci < 30
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "csv" / "metrics.csv").is_file()

@@ -37,7 +37,7 @@ from PIL import Image
 
 from steg.distortions.attacks import Attack, attack_grid, attack_table, parse_attacks
 from steg.io import IMAGE_EXTENSIONS, ImageError, check_images, find_images, fit_image, load_image, square_image, to_tensor
-from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, pair_metrics
+from steg.metrics import METRIC_NAMES, PAIRS, SUMMARY_METRICS, ci95, pair_metrics
 from steg.quantize import quantize
 
 __all__ = ["EvalError", "EvalResult", "evaluate", "evaluate_attacks", "AttackReport", "folder_pairs", "MIN_SIDE", "GRID_TILE"]
@@ -252,21 +252,6 @@ def evaluate(model, pairs: Sequence[tuple[ImageSource, ImageSource]], size: int 
     if attacks:
         result.attack_summary = summarize(result.attack_rows)
     return result
-
-
-def ci95(values: Sequence[float]) -> float:
-    """Half-width of the 95% confidence interval of the mean of ``values`` (Student's t); NaN under 2 values.
-
-    Two figures whose difference is within it (on the same images) are a tie.
-
-    >>> round(ci95([1.0, 2.0, 3.0]), 3)
-    2.484
-    """
-    if len(values) < 2:
-        return float("nan")
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
 
 
 def table(summary: dict[str, Any]) -> str:

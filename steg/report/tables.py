@@ -11,10 +11,11 @@ ranking are those of one epoch: the best checkpoint's (``by="best"``) or the las
 from __future__ import annotations
 
 import csv
+import math
 import io
 from typing import Sequence
 
-from steg.metrics import SUMMARY_METRICS, higher_is_better
+from steg.metrics import CI_PREFIX, SUMMARY_METRICS, higher_is_better
 from steg.report.rank import REVEALED, STEGO, Ranking, point_of, rank_runs
 from steg.report.runs import Run
 
@@ -159,6 +160,20 @@ def csv_text(ranking: Ranking) -> str:
     return buf.getvalue()
 
 
+def _spread(a: Run, b: Run, by: str) -> float | None:
+    """Half-width (dB) of the 95% interval of the difference of two runs' revealed PSNRs, or None.
+
+    From each run's ``val/ci95_psnr_secret`` at the ranked epoch (the runs' validation images are
+    independent samples of the same photos: the two half-widths add in quadrature).
+    """
+    name = f"val/{CI_PREFIX}psnr_secret"
+    which = "final" if by == "final" else "at_best"
+    ci = [r.value(name, which) for r in (a, b)]
+    if any(c is None or not math.isfinite(c) for c in ci):
+        return None
+    return math.hypot(*ci)
+
+
 def _margin(metric: str, best: float, other: float) -> str:
     """How much better ``best`` is than ``other``: dB for PSNR, else relative."""
     if metric.rsplit("/", 1)[-1].startswith("psnr_"):
@@ -190,7 +205,12 @@ def _floor_sentence(ranking: Ranking) -> list[str]:
         if len(above) > 1:
             nxt = point_of(above[1], by)[1]  # type: ignore[index]
             margin = _margin(REVEALED, revealed, nxt)
+            spread = _spread(ranking.winner, above[1], by)
+            if spread is not None and abs(revealed - nxt) <= spread:
+                margin = "tied"
             parts[0] += f", {'tied with' if margin == 'tied' else margin + ' over'} {above[1].label}"
+            if spread is not None:
+                parts[0] += f" (95% interval of the difference: +-{spread:.2f} dB over the validation images)"
         else:
             parts[0] += ", the only run at or above the floor"
     front = [r for r, on in zip(runs, ranking.front) if on]

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from steg.training.losses import ImageLoss
-from steg.metrics import pair_metrics
+from steg.metrics import CI_PREFIX, PSNRInterval, pair_metrics
 from steg.quantize import quantize
 from steg.nets import StegNet, build_net
 from steg.precision import fp32, full
@@ -141,6 +141,8 @@ class StegModule(L.LightningModule):
                 for pair in ("stego", "secret")
             }
         )
+        # the spread of the per-image validation PSNRs (synchronised under DDP): val/ci95_psnr_*
+        self.val_intervals = nn.ModuleDict({pair: PSNRInterval() for pair in ("stego", "secret")})
 
     # -- forward ----------------------------------------------------------
     def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -180,6 +182,10 @@ class StegModule(L.LightningModule):
         cover, secret, stego_q, revealed_q = (x.contiguous() for x in (cover, secret, stego_q, revealed_q))
         stego_metrics.update(stego_q, cover)
         secret_metrics.update(revealed_q, secret)
+        if stage == "val":
+            for pair, (pred, target) in {"stego": (stego_q, cover), "secret": (revealed_q, secret)}.items():
+                self.val_intervals[pair].update(pred, target)
+                self.log(f"val/{CI_PREFIX}psnr_{pair}", self.val_intervals[pair], on_step=False, on_epoch=True)
         self.log_dict(stego_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
         self.log_dict(secret_metrics, on_step=False, on_epoch=True, prog_bar=(stage == "val"))
 
