@@ -130,4 +130,30 @@ def part_quality(opts, targets, progress) -> dict[str, Any]:
                      "checkpoint": str(ckpt), "train_command": " ".join(["python", "train.py", *cmd[2:]])})
         progress.update(1)
     return {"budget_min": opts.budget_min, "images": str(images), "eval_size": opts.eval_size,
-            "beta": opts.beta, "tiny": opts.tiny, "rows": rows}
+            "beta": opts.beta, "tiny": opts.tiny, "rows": rows, "references": reference_rows(opts, images)}
+
+
+#: What every trained net is judged against in the quality table: the digital method (lossless PNG
+#: profile) and the shipped qim net, measured on the same held-out photos, nothing trained.
+REFERENCES = ("digital:default", "default")
+
+
+def reference_rows(opts, images) -> list[dict[str, Any]]:
+    """The :data:`REFERENCES` measured as the nets are (``steg eval``, 8-bit, the bench key)."""
+    from steg.bench.common import BENCH_KEY
+    from steg.inference.evaluation import evaluate, folder_pairs
+    from steg.inference.model import load_model
+    from steg.metrics import SUMMARY_METRICS
+
+    rows = []
+    for name in REFERENCES:
+        model = load_model(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ev = evaluate(model, folder_pairs(images), size=opts.eval_size, key=BENCH_KEY)
+        row = {"model": name, **{k: ev.summary[k] for k in SUMMARY_METRICS}, "pairs": ev.n}
+        info = getattr(model, "last_info", None)
+        if info:  # the digital method: the payload it carried, as in the security and robustness tables
+            row["bits_per_value"] = sum(i["bits_per_value"] for i in info) / len(info)
+        rows.append(row)
+    return rows

@@ -78,6 +78,12 @@ def _quality(q: dict[str, Any]) -> list[str]:
                      f"| **{r['psnr_stego']:.2f} dB** / {r['ssim_stego']:.3f} "
                      f"| **{r['psnr_secret']:.2f} dB** / {r['ssim_secret']:.3f} "
                      f"| {r['apd_stego']:.2f} / {r['apd_secret']:.2f} |")
+    for r in q.get("references", []):  # the bar every net is judged against: nothing trained
+        payload = f", {r['bits_per_value']:.3f} bit/value" if r.get("bits_per_value") is not None else ""
+        lines.append(f"| `{r['model']}` (reference, nothing trained{payload}) | - | - "
+                     f"| **{r['psnr_stego']:.2f} dB** / {r['ssim_stego']:.3f} "
+                     f"| **{r['psnr_secret']:.2f} dB** / {r['ssim_secret']:.3f} "
+                     f"| {r['apd_stego']:.2f} / {r['apd_secret']:.2f} |")
     return lines
 
 
