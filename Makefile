@@ -19,13 +19,13 @@ install: $(BIN)/python  ## create .venv with the CPU build of torch 2.13.0 and s
 	$(BIN)/pip install -q -e ".[dev,optuna,slurm,onnx]"
 	@$(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' && echo "warning: CUDA packages got installed" || true
 
-demo: install  ## set up, then train the default model on the embedded photos (~10 min on 2 CPU cores)
+demo: install  ## set up, then train the default model on the embedded photos (about 2 min of training on 2 idle CPU cores; the 15-min budget, trainer.max_time, stops it on a loaded one)
 	WANDB_MODE=offline $(BIN)/python train.py $(ARGS)
 
 train:  ## train with Hydra overrides: make train ARGS="model=baluja beta=0.5"
 	$(BIN)/python train.py $(ARGS)
 
-test: install  ## the fast test suite (under 5 minutes on 2 CPU cores; no subprocess, DDP, Optuna or bench tests)
+test: install  ## the fast test suite (about 3 min on 2 idle CPU cores; no subprocess, DDP, Optuna or bench tests)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 test-full: install browser  ## every test, slow and browser ones included (what .ci/run runs)
