@@ -179,6 +179,8 @@ class PSNRInterval(Metric):
         self.values.append(psnr_per_image(preds, target))
 
     def compute(self) -> torch.Tensor:
-        values = dim_zero_cat(self.values) if self.values else torch.zeros(0)
+        # a list of per-batch tensors on one process; one tensor after a DDP sync ("cat")
+        empty = isinstance(self.values, list) and not self.values
+        values = torch.zeros(0) if empty else dim_zero_cat(self.values)
         values = values[torch.isfinite(values)].tolist()
         return torch.tensor(ci95(values) if len(values) >= 2 else float("nan"))

@@ -110,8 +110,8 @@ def _validate(tmp_path, devices: int) -> dict[str, float]:
 def test_ddp_metrics_equal_single_process(tmp_path):
     single = _validate(tmp_path, 1)
     double = _validate(tmp_path, 2)
-    keys = [k for k in single if k.split("/")[-1].split("_")[0] in ("psnr", "ssim", "apd")] + ["val/loss"]
-    assert len(keys) == 7
+    keys = [k for k in single if k.split("/")[-1].split("_")[0] in ("psnr", "ssim", "apd", "ci95")] + ["val/loss"]
+    assert len(keys) == 9  # with the 95% intervals, from every process's per-image PSNRs
     for key in keys:
         assert double[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
 
