@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from steg.digital import codec as codecs
 from steg.digital.cipher import (
@@ -28,6 +29,7 @@ from steg.digital.costs import hill
 from steg.digital.embed import embed_spatial, payload_capacity, read_head, read_payload
 from steg.digital.robust import capacity_bytes, embed_robust, read_robust_head, read_robust_payload
 from steg.digital.stc import DEFAULT_HEIGHT
+from steg.io import to_pil, to_tensor
 
 __all__ = ["PROFILES", "Profile", "DigitalMethod", "DigitalError", "payload_summary"]
 
@@ -77,13 +79,13 @@ def payload_summary(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> (H, W, C) uint8 (what a PNG holds)."""
-    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """(C, H, W) float in [0, 1] -> (H, W, C) uint8 (what a PNG holds): :func:`steg.io.to_pil`'s rounding."""
+    return np.asarray(to_pil(x))
 
 
 def _to_float(a: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+    """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1]: :func:`steg.io.to_tensor`."""
+    return to_tensor(Image.fromarray(np.asarray(a, dtype=np.uint8)))
 
 
 class _MethodAsNet:
