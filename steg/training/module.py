@@ -116,7 +116,8 @@ class StegModule(L.LightningModule):
         self.save_hyperparameters(
             {"net": dict(net.arch_config), "loss": getattr(loss, "config", None), "beta": float(beta),
              "scheduler_monitor": scheduler_monitor, "scheduler_interval": scheduler_interval,
-             "quantize_train": quantize_train, "channels_last": channels_last, "compile": compile},
+             "quantize_train": quantize_train, "channels_last": channels_last, "compile": compile,
+             "fused_optimizer": fused_optimizer},
             logger=False,  # train.py logs the whole resolved config
         )
         self.net = net
