@@ -369,3 +369,15 @@ def test_steg_hide_and_reveal_use_the_digital_method_by_default(tmp_path, capsys
                  "--model", "default"]) == 0
     fitted = np.asarray(Image.open(tmp_path / "secret.png").resize((96, 96), Image.BICUBIC))  # qim reveals at cover size
     assert psnr8(np.asarray(Image.open(tmp_path / "q.png")), fitted) < 20
+
+
+def test_the_codec_search_psnr_is_steg_psnr():
+    """psnr8 (numpy, so that steg hide imports no torchmetrics) gives steg.metrics' figure."""
+    import torch
+
+    from steg.digital.codec import psnr8
+    from steg.metrics import psnr_per_image
+
+    a, b = photo(0, 64), photo(1, 64)
+    as_tensor = [torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (a, b)]
+    assert psnr8(a, b) == pytest.approx(float(psnr_per_image(*as_tensor)[0]), abs=1e-3)

@@ -80,17 +80,14 @@ class Encoded:
 
 
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (H, W[, C]) of equal shape (inf when equal): steg's one PSNR,
-    :func:`steg.metrics.psnr_per_image`, on the images as [0, 1] tensors."""
-    import torch
+    """PSNR in dB of two uint8 images of equal shape (inf when equal).
 
-    from steg.metrics import psnr_per_image
-
-    def chw(x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).float() / 255.0
-        return (t[None] if t.dim() == 2 else t.permute(2, 0, 1))[None]
-
-    return float(psnr_per_image(chw(a), chw(b))[0])
+    The same figure as :func:`steg.metrics.psnr_per_image` for one image; written in numpy here
+    because the codec search runs inside ``steg hide``, which must not import torchmetrics
+    (``tests/test_cli.py::test_hide_and_reveal_never_import_lightning_hydra_or_torchmetrics``).
+    """
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
