@@ -102,7 +102,8 @@ def test_quality_part_trains_and_evaluates(tmp_path):
     assert "Quality at a budget of 0.2 min" in markdown(report)
     # the bar every net is judged against, measured on the same photos: the digital method and the shipped net
     refs = {r["model"]: r for r in report["quality"]["references"]}
-    assert set(refs) == {"digital:default", "default"} and all(r["pairs"] == 4 for r in refs.values())
+    assert set(refs) == {"digital:default", "default", "learned"} and all(r["pairs"] == 4 for r in refs.values())
+    assert refs["learned"]["psnr_stego"] > 34 and refs["learned"]["psnr_secret"] > 30  # the shipped learned net
     assert refs["digital:default"]["psnr_stego"] > 45 and refs["digital:default"]["bits_per_value"] > 0
     assert refs["digital:default"]["psnr_stego"] > refs["default"]["psnr_stego"] > 35
     assert "`digital:default` (reference, nothing trained" in markdown(report)

@@ -14,6 +14,7 @@ Every architecture is a :class:`StegNet` (``hide``, ``reveal``, a training-only
 ``baluja``                :class:`Baluja` (:mod:`steg.nets.baluja`)
 ``hinet``                 :class:`HiNet` (:mod:`steg.nets.hinet`): invertible, HiNet-class
 ``learned``               :class:`LatticeCode` (:mod:`steg.nets.learned`): a learned code written by qim's lattice
+``learned_robust``        :class:`RobustLatticeCode` (:mod:`steg.nets.learned`): the same on luma DCT coefficients, for JPEG
 ``payload``               :class:`Payload` (:mod:`steg.nets.payload`): any of these, hiding a smaller secret
 ========================  =====================================================
 
@@ -34,11 +35,11 @@ from steg.nets.subpixel import Subpixel, SubpixelUNet  # noqa: E402
 from steg.nets.unet import UnshuffleUNet  # noqa: E402
 from steg.nets.qim import QIMNet, wrap_period  # noqa: E402
 from steg.nets.hinet import HiNet  # noqa: E402
-from steg.nets.learned import LatticeCode  # noqa: E402
+from steg.nets.learned import LatticeCode, RobustLatticeCode  # noqa: E402
 from steg.nets.payload import Payload, reduce_secret  # noqa: E402
 
 __all__ = [
-    "ARCHITECTURES", "Baluja", "Branches", "CNN", "GaussianNoise", "HiNet", "LatticeCode", "Payload", "PrepHideReveal", "QIMNet", "SameConv",
+    "ARCHITECTURES", "Baluja", "Branches", "CNN", "GaussianNoise", "HiNet", "LatticeCode", "Payload", "RobustLatticeCode", "PrepHideReveal", "QIMNet", "SameConv",
     "StegNet", "Subpixel", "SubpixelUNet", "UnshuffleBody", "UnshuffleUNet", "allow_target", "build_net", "net_class",
     "reduce_secret", "register", "wrap_period",
 ]

@@ -40,7 +40,7 @@ from steg.nets.qim import QIMNet, dither_pattern
 from steg.nets.registry import register
 from steg.precision import fp32, full
 
-__all__ = ["LatticeCode"]
+__all__ = ["LatticeCode", "RobustLatticeCode", "zigzag_slots", "dct_filters"]
 
 
 @register
@@ -138,14 +138,153 @@ class LatticeCode(QIMNet):
         with fp32(stego):
             return 0.5 + full(decoded) + self.unlinear(features)
 
-    def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor):
-        """Reveal other images with the dither estimated from one known pair: ``stego mod P`` minus
-        the learned code of the known secret (what :func:`steg.nets.qim.known_secret_dither` does for
-        qim's fixed code). A per-image nonce gives each image a dither of its own, which is what this
-        attack measures."""
+    def known_secret_dither(self, stego: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+        """The dither (levels, in [0, P)) estimated from stego images and their known secrets: ``stego mod P``
+        minus the learned code of the secret (what :func:`steg.nets.qim.known_secret_dither` does for qim's
+        fixed code). Every image of that size hidden with the same key and no nonce shares it. (B, C, H, W)."""
         with torch.no_grad():
-            code = self.code(torch.zeros_like(secret) if not self.informed else stego, secret, key=None)
-            code = code - self._dither_like(secret, None)
+            cover = stego if self.informed else torch.zeros_like(secret)
+            code = self.code(cover, secret, key=None) - self._dither_like(secret, None)
         residue = torch.remainder(torch.round(stego.clamp(0, 1) * 255), self.period)
-        dither = torch.remainder(residue - torch.round(code), self.period)
+        return torch.remainder(residue - torch.round(code), self.period)
+
+    def known_secret_attack(self, stego: torch.Tensor, secret: torch.Tensor):
+        """Reveal other images with :meth:`known_secret_dither` of one known pair (a per-image nonce gives
+        each image a dither of its own, which is what this attack measures)."""
+        dither = self.known_secret_dither(stego, secret)
         return lambda other: self.reveal(other, key=dither)
+
+
+# --------------------------------------------------------------------------- #
+# The same idea for JPEG: a learned code on a lattice of luma DCT coefficients
+# --------------------------------------------------------------------------- #
+
+def zigzag_slots(count: int) -> list[tuple[int, int]]:
+    """The first ``count`` AC coefficients (row, column) of an 8x8 DCT block in JPEG's zigzag order.
+
+    >>> zigzag_slots(5)
+    [(0, 1), (1, 0), (2, 0), (1, 1), (0, 2)]
+    """
+    order = sorted(((u, v) for u in range(8) for v in range(8)),
+                   key=lambda p: (p[0] + p[1], p[0] if (p[0] + p[1]) % 2 else p[1]))
+    return order[1:count + 1]
+
+
+def dct_filters(slots: list[tuple[int, int]]) -> torch.Tensor:
+    """The orthonormal 8x8 DCT-II basis images of ``slots`` as conv filters: (len(slots), 1, 8, 8).
+
+    ``conv2d(luma, filters, stride=8)`` gives each block's coefficients of those slots;
+    ``conv_transpose2d(coefficients, filters, stride=8)`` puts them back (the basis is orthonormal).
+    """
+    import numpy as np
+    import scipy.fft
+
+    basis = scipy.fft.dct(np.eye(8), norm="ortho", axis=0)  # row k: the k-th 1-D basis vector
+    return torch.tensor(np.stack([np.outer(basis[u], basis[v]) for u, v in slots])[:, None], dtype=torch.float32)
+
+
+def _convs(c_in: int, c_out: int, depth: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+    return layers
+
+
+@register
+class RobustLatticeCode(StegNet):
+    """A learned code written on a lattice of the luma's 8x8 DCT coefficients: it survives JPEG.
+
+    ``model=learned_robust``. The pixel lattice of :class:`LatticeCode` lives in exact 8-bit values,
+    which any lossy codec destroys. Here the channel is what JPEG keeps: each 8x8 block's first
+    ``slots`` AC coefficients of luma (zigzag order, :func:`zigzag_slots`). The encoder (a strided
+    conv net, secret -> one code value per slot and block: ``slots`` values for 192 secret values, a
+    learned compression) gives code values in periods; the writer moves each slot coefficient to the
+    nearest value equal to ``step * (code + dither)`` modulo ``step`` and adds the luma change to R, G
+    and B alike (informed, like qim: the cover does not mask the code). JPEG at quality 90 moves
+    these coefficients by at most half its quantiser step (<= 5 for them), a small fraction of
+    ``step``. The decoder reads the residues' phase and decodes the secret at full resolution.
+
+    Stego error: uniform over a period in ``slots`` of 64 luma coefficients, so the MSE is about
+    ``slots / 64 * step**2 / 12`` levels^2 (34.4 dB at 20 slots and step 30), plus 8-bit rounding.
+    Train it with a JPEG distortion (``experiment=learned_robust``). Keys: the base class's keyed
+    scrambling (``model.keyed=true``), not qim's keyed dither. Mixed precision: the conv nets in
+    bf16, the DCT, lattice and phases in float32. Shapes: (B, C, H, W), H and W multiples of 8.
+    """
+
+    name = "learned_robust"
+    size_multiple = 8
+    DITHER = 8
+
+    def __init__(self, channels: int = 3, slots: int = 20, step: float = 30.0, width: int = 32, depth: int = 2,
+                 harmonics: int = 2):
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 63:
+            raise ValueError(f"slots must be an integer in [1, 63], got {slots!r}")
+        if not isinstance(step, (int, float)) or isinstance(step, bool) or not 1.0 <= step <= 255.0:
+            raise ValueError(f"step must be a number of levels in [1, 255], got {step!r}")
+        super().__init__()
+        self.slots, self.step, self.harmonics, self.depth = slots, float(step), harmonics, depth
+        w = width
+        self.hide_net = nn.Sequential(
+            nn.PixelUnshuffle(2), *_convs(4 * channels, w, depth),
+            nn.PixelUnshuffle(2), *_convs(4 * w, 2 * w, depth),
+            nn.PixelUnshuffle(2), *_convs(8 * w, 4 * w, depth), nn.Conv2d(4 * w, slots, 1))
+        self.spread = nn.BatchNorm2d(slots)  # the code's power, as in LatticeCode
+        nn.init.constant_(self.spread.weight, 0.25)
+        features = (2 * harmonics + 1) * slots
+        self.reveal_net = nn.Sequential(
+            *_convs(features, 4 * w, depth), nn.Conv2d(4 * w, 8 * w, 1), nn.PixelShuffle(2),
+            *_convs(2 * w, 2 * w, depth), nn.Conv2d(2 * w, 4 * w, 1), nn.PixelShuffle(2),
+            *_convs(w, w, depth), nn.Conv2d(w, 4 * channels, 1), nn.PixelShuffle(2))
+        self.prep_net = nn.Identity()
+        self.register_buffer("filters", dct_filters(zigzag_slots(slots)), persistent=False)
+        self.register_buffer("dither", dither_pattern(slots, self.DITHER)[:, :, :1, :1].clone(), persistent=False)
+        self.channels = channels
+
+    def receptive_radius(self) -> int:
+        # conv stacks at 1/2, 1/4, 1/8 (2, 4, 8 px a conv) in each net, plus a block's 7 px of alignment
+        return 2 * (14 * self.depth + 7)
+
+    @classmethod
+    def tiny(cls) -> dict:
+        return {"width": 4, "depth": 1}
+
+    def _luma(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, 1, H, W) luma in levels (BT.601 weights; grey: the channel)."""
+        if x.shape[1] == 1:
+            return x * 255.0
+        weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x * weights).sum(dim=1, keepdim=True) * 255.0
+
+    def _coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(self._luma(x), self.filters, stride=8)
+
+    def encode(self, value: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+        """The code in periods, (B, slots, H/8, W/8): the conv net's ``value`` normalised to its learned spread.
+
+        (Linear block-transform paths beside the conv nets, which help ``LatticeCode``, measured worse
+        here: 17.5 vs 18.1 dB after 400 steps.)"""
+        return self.spread(value)
+
+    def hide(self, cover: torch.Tensor, secret: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
+        value = self.hide_net(secret)  # bf16 under autocast
+        with fp32(cover):
+            cover = full(cover)
+            code = self.step * (self.encode(full(value), full(secret)) + self.dither)
+            coefficients = self._coefficients(cover)
+            change = code - coefficients
+            change = change - self.step * torch.floor(change / self.step + 0.5)  # nearest lattice point
+            luma = torch.nn.functional.conv_transpose2d(change, self.filters, stride=8)
+            return cover + luma / 255.0
+
+    def reveal(self, stego: torch.Tensor, key=None) -> torch.Tensor:
+        self._no_key(key)
+        with fp32(stego):
+            fraction = self._coefficients(full(stego)) / self.step - self.dither
+            fraction = torch.remainder(fraction + 0.5, 1.0) - 0.5
+            phase = 2 * torch.pi * fraction
+            features = torch.cat([fraction] + [f(k * phase) for k in range(1, self.harmonics + 1)
+                                               for f in (torch.cos, torch.sin)], dim=1)
+        decoded = self.reveal_net(features)
+        with fp32(stego):
+            return 0.5 + full(decoded)
