@@ -186,3 +186,24 @@ def test_robust_lattice_code_survives_real_jpeg_90_and_qims_does_not():
     jpeg = torch.cat([to_tensor(apply_attack(to_pil(s), "jpeg:90").image).unsqueeze(0) for s in stego])
     moved = torch.remainder(pixel.residues(jpeg) - pixel.residues(stego) + 0.5, 1.0) - 0.5
     assert moved.abs().mean() > 0.15  # near uniform (0.25): the pixel code does not survive
+
+
+def test_thirty_minute_plot_script_draws_a_run_and_refuses_one_without_validation(tmp_path):
+    """experiments/learned/plot_thirty.py, as its README runs it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "learned" / "plot_thirty.py"
+    run = tmp_path / "run"
+    (run / "csv").mkdir(parents=True)
+    lines = ["epoch,step,train/loss,val/psnr_stego,val/psnr_secret"]
+    lines += [f"{e},{24 * (e + 1)},0.1,," for e in range(3)] + [f"{e},{24 * (e + 1)},,36.5,{20 + e}" for e in range(3)]
+    (run / "csv" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "curve.png"
+    done = subprocess.run([sys.executable, str(script), str(run), str(out), "--minutes", "3"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (run / "csv" / "metrics.csv").write_text("\n".join(lines[:4]) + "\n")
+    done = subprocess.run([sys.executable, str(script), str(run), str(out)], capture_output=True, text=True)
+    assert done.returncode != 0 and "no validation rows" in done.stderr
