@@ -12,9 +12,10 @@ from steg.nets import StegNet
 
 GROUPS = {
     "model": ["baluja", "baluja_paper", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet", "hinet_cpu",
-              "hinet_paper", "payload", "robust"],
+              "hinet_paper", "payload", "robust", "learned", "learned_robust"],
     "loss": ["mse", "compound"],
-    "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined", "robust", "baluja_noise"],
+    "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined", "robust", "baluja_noise",
+                   "jpeg_light"],
     "optimizer": ["adam"],
     "scheduler": ["step", "halving", "cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],

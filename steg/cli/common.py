@@ -87,7 +87,7 @@ def add_model_options(p: argparse.ArgumentParser, default: str = DEFAULT_MODEL) 
             else "the shipped qim net")
     p.add_argument("--model", "-m", default=default, metavar="M",
                    help=f"{DIGITAL} (the digital method), a training checkpoint (.ckpt), an exported model "
-                        f"(.safetensors) or a shipped model name (steg/pretrained/NAME.safetensors: default, robust); "
+                        f"(.safetensors) or a shipped model name (steg/pretrained/NAME.safetensors: default, learned, robust); "
                         f"default: {default}, {what}")
     p.add_argument("--profile", choices=DIGITAL_PROFILES, default=None,
                    help="with --model digital: default (lossless PNG, quality first), capacity, stealth or robust "
