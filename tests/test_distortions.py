@@ -240,6 +240,7 @@ EXPECTED = {
     "none": D.Identity, "jpeg": D.JPEG, "noise": D.GaussianNoise, "resize": D.Resize, "blur": D.Blur,
     "crop": D.Crop, "dropout": D.Dropout, "combined": D.Combined,
     "robust": D.Combined, "baluja_noise": D.GaussianNoise,  # the presets' channels (experiment=robust, baluja_paper)
+    "jpeg_light": D.Combined,  # experiment=learned_robust
 }
 
 
