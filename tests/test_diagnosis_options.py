@@ -171,3 +171,23 @@ def test_warmup_cosine_starts_at_zero_peaks_after_the_warmup_and_ends_at_eta_min
         assert lrs[200] == pytest.approx(1e-5) and all(b <= a for a, b in zip(lrs[10:], lrs[11:]))
     with pytest.raises(ValueError, match="scheduler.warmup is a fraction of the run"):
         warmup_cosine(opt, 200, warmup=1.5)
+
+
+def test_the_options_train_together_through_train_py_config(tiny_cfg, tmp_path):
+    """`python train.py model=unet module.rounding=both module.stego_psnr=30 loss=charbonnier
+    scheduler=warmup_cosine`: trains, logs train/lambda and the Charbonnier terms, and the last
+    checkpoint holds the options and the multiplier."""
+    import csv
+
+    from steg.training.loop import train
+
+    cfg = tiny_cfg(["model=unet", "module.rounding=both", "module.stego_psnr=30", "loss=charbonnier",
+                    "scheduler=warmup_cosine"])
+    train(cfg)
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert any(r.get("train/lambda") for r in rows) and any(r.get("val/loss/secret_charbonnier") for r in rows)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    hparams = ckpt["hyper_parameters"]
+    assert hparams["rounding"] == "both" and hparams["stego_psnr"] == 30.0 and hparams["loss"]["charbonnier"] == 1.0
+    assert ckpt["state_dict"]["cover_weight"].item() != 1.0

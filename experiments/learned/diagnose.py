@@ -276,6 +276,7 @@ def row_overrides(name: str, steps: int, tiny: bool) -> list[str]:
 def write_tables(rows: list[dict[str, Any]], out: Path, sizes: tuple[int, int]) -> None:
     """``out/table.csv`` (every figure) and ``out/table.md`` (the reading table)."""
     tile, size = sizes
+    rows = sorted(rows, key=lambda row: list(ROWS).index(row["row"]))  # the grid's order, whatever the run order
     columns = ["row", "what", "overrides", "steps", "wall_s", "train_s"] + [f"{f}_{s}" for s in sizes for f in FIGURES] \
         + [f"sigma_s_{size}"]
     buffer = io.StringIO()
@@ -341,7 +342,8 @@ def plot(rows: list[dict[str, Any]], out: Path, size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=500, help="optimizer steps per row (default 500)")
-    p.add_argument("--runs", nargs="+", metavar="NAME", help=f"rows to run, in this order (default: all): "
+    p.add_argument("--runs", nargs="+", metavar="NAME", help=f"rows to run, in this order (the table keeps the "
+                   f"grid's order; default: all): "
                    f"{' '.join(ROWS)}")
     p.add_argument("--out", type=Path, required=True, help="folder of the runs and the table")
     p.add_argument("--tiny", action="store_true", help=f"a seconds-fast test: rows {' '.join(TINY_ROWS)} "
