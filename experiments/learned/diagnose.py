@@ -19,7 +19,8 @@ validation tiles (32 pairs) and the photos at 256x256 (image i hides image i+1, 
   linearly when the cover is known.
 
 Revealed images are rounded to 8 bits before they are measured. Writes ``OUT/table.md``,
-``OUT/table.csv`` and ``OUT/revealed_vs_stego.png``; each training's output goes to
+``OUT/table.csv`` and ``OUT/revealed_vs_stego.png`` (after every row: a grid stopped half way
+still has them for its finished rows); each training's output goes to
 ``OUT/logs/ROW.log``. Rows whose model or experiment has no ``conf/`` file are skipped with a
 line saying so.
 
@@ -377,11 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         tqdm.write(f"{name}: {sizes[1]} px stego {figures[f'stego_{sizes[1]}']:.2f} dB, revealed "
                    f"{figures[f'revealed_{sizes[1]}']:.2f} dB ({record['wall_s'] / 60:.1f} min"
                    f"{', already trained' if record.get('skipped') else ''})", file=sys.stderr)
-        write_tables(rows, args.out, sizes)  # after every row: a partial grid is still a table
+        write_tables(rows, args.out, sizes)  # after every row: a partial grid is still a table and a plot
+        plot(rows, args.out, sizes[1])
     if not rows:
         print("error: no row could run", file=sys.stderr)
         return 1
-    plot(rows, args.out, sizes[1])
     print(f"wrote {args.out / 'table.md'}, table.csv and revealed_vs_stego.png ({len(rows)} rows)")
     return 0
 
