@@ -13,11 +13,11 @@ from steg.nets import StegNet
 GROUPS = {
     "model": ["baluja", "baluja_paper", "subpixel", "subpixel_full", "cnn", "unet", "qim", "hinet", "hinet_cpu",
               "hinet_paper", "payload", "robust", "learned", "learned_robust"],
-    "loss": ["mse", "compound"],
+    "loss": ["mse", "compound", "logmse", "charbonnier"],
     "distortion": ["none", "jpeg", "noise", "resize", "blur", "crop", "dropout", "combined", "robust", "baluja_noise",
                    "jpeg_light"],
     "optimizer": ["adam"],
-    "scheduler": ["step", "halving", "cosine", "plateau", "none"],
+    "scheduler": ["step", "halving", "cosine", "warmup_cosine", "plateau", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["wandb", "csv", "none"],
     "callbacks": ["default", "guarded", "none"],
@@ -69,7 +69,7 @@ def test_option_composes(group, option, tmp_path):
     elif group == "scheduler" and option != "none":
         opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
         factory = hydra.utils.instantiate(cfg.scheduler)
-        factory(optimizer=opt, total_steps=100) if option in ("step", "halving", "cosine") else factory(optimizer=opt)
+        factory(optimizer=opt, total_steps=100) if option != "plateau" else factory(optimizer=opt)
     elif group == "callbacks":
         assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
 

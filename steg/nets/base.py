@@ -73,7 +73,7 @@ from torch import nn
 from steg.security.keys import Keys, per_image
 from steg.nets.layers import GaussianNoise
 from steg.precision import fp32
-from steg.quantize import quantize_ste
+from steg.quantize import round_channel
 
 __all__ = ["StegNet", "PrepHideReveal", "Runner", "PerTile", "run_whole", "draw_nonce", "plain"]
 
@@ -342,12 +342,16 @@ class StegNet(nn.Module):
         other 8-bit stego images of that size hidden with the same key; None if the method has none."""
         return None
 
-    def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool = False,
+    def forward(self, cover: torch.Tensor, secret: torch.Tensor, quantize: bool | str = False,
                 distortion: nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """The training path: hide, (8-bit with a straight-through gradient), noise, distortion, reveal.
+        """The training path: hide, rounding (``quantize``), noise, distortion, reveal.
 
+        ``quantize``: what the reveal net sees of the stego image, a rounding mode of
+        :func:`steg.quantize.round_channel` (``"ste"``: 8-bit with a straight-through
+        gradient; ``"noise"``: one level of uniform noise; ``"both"``: half the batch each;
+        ``"none"``: the float stego), or True (= ``"ste"``) / False (= ``"none"``).
         ``distortion``: a :mod:`steg.distortions.layers` module called as ``distortion(stego, cover)``.
-        Returns ``stego`` (quantized if ``quantize``: what the losses compare with the
+        Returns ``stego`` (after the rounding: what the losses compare with the
         cover), ``revealed``, and ``target``: the secret cut to the window the reveal net
         saw (the secret itself unless the distortion crops).
 
@@ -361,8 +365,7 @@ class StegNet(nn.Module):
         """
         keys = self.training_keys(secret.shape[0])
         stego = self.hide_with_key(cover, secret, keys)
-        if quantize:
-            stego = quantize_ste(stego)
+        stego = round_channel(stego, ("ste" if quantize else "none") if isinstance(quantize, bool) else quantize)
         seen, target, box = self.noise(stego), secret, None
         if distortion is not None:
             distorted = distortion(seen, cover)

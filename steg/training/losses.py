@@ -1,4 +1,4 @@
-"""Image losses: weighted sums of MSE, SSIM, PSNR and colour-histogram terms.
+"""Image losses: weighted sums of MSE, SSIM, PSNR, colour-histogram and Charbonnier terms.
 
 The training objective is ``L(stego, cover) + beta * L(revealed, secret)``; each
 ``L`` is an :class:`ImageLoss`. Every term is real and differentiable:
@@ -12,6 +12,9 @@ The training objective is ``L(stego, cover) + beta * L(revealed, secret)``; each
   colour histograms, per image and channel. The histograms are kernel-density
   estimates (``kornia.enhance.histogram``), so the term has a gradient. Its unit
   is the pixel-value range: 0.01 means the distributions are 2.55 levels apart.
+- ``charbonnier``: ``mean(sqrt((pred - target)^2 + eps^2))`` with ``eps`` =
+  :data:`CHARBONNIER_EPS` (a smooth L1: its gradient does not vanish as the error
+  shrinks, unlike MSE's).
 
 Every term is computed in float32 with autocast off (:func:`steg.precision.fp32`),
 whatever the training precision and whatever kornia's version does itself.
@@ -26,9 +29,21 @@ from torch import nn
 
 from steg.precision import fp32
 
-__all__ = ["ImageLoss", "histogram_distance", "TERMS"]
+__all__ = ["ImageLoss", "histogram_distance", "charbonnier", "TERMS", "CHARBONNIER_EPS"]
 
-TERMS = ("mse", "ssim", "psnr", "hist")
+TERMS = ("mse", "ssim", "psnr", "hist", "charbonnier")
+#: The Charbonnier term's smoothing constant (in pixel-value units: 1e-3 = 0.255 levels).
+CHARBONNIER_EPS = 1e-3
+
+
+@fp32
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
+    """Charbonnier loss ``mean(sqrt((pred - target)^2 + eps^2))``: (B, C, H, W) x2 -> a scalar (float32).
+
+    >>> round(float(charbonnier(torch.zeros(1, 1, 1, 2), torch.tensor([[[[0.0, 0.1]]]]))), 5)  # (1e-3 + 0.100005) / 2
+    0.0505
+    """
+    return torch.sqrt((pred - target).square() + eps * eps).mean()
 
 
 @fp32
@@ -53,11 +68,11 @@ def histogram_distance(pred: torch.Tensor, target: torch.Tensor, bins: int = 64)
 
 
 class ImageLoss(nn.Module):
-    """Weighted sum of the MSE, SSIM, PSNR and histogram terms.
+    """Weighted sum of the MSE, SSIM, PSNR, histogram and Charbonnier terms.
 
     ``forward(pred, target, all_terms=False)`` takes (B, C, H, W) tensors in
     [0, 1] and returns a dict: each term's value under its name (``mse``,
-    ``ssim``, ``psnr``, ``hist``) and the weighted sum under ``loss``. Terms with
+    ``ssim``, ``psnr``, ``hist``, ``charbonnier``) and the weighted sum under ``loss``. Terms with
     weight 0 are left out, or with ``all_terms=True`` computed without gradient
     so that they can be logged (validation does this; the KDE histogram costs as
     much as a small net, so training skips it unless it is weighted).
@@ -71,13 +86,15 @@ class ImageLoss(nn.Module):
         ssim: float = 0.0,
         psnr: float = 0.0,
         hist: float = 0.0,
+        charbonnier: float = 0.0,
         hist_bins: int = 64,
         ssim_window: int = 11,
     ):
         super().__init__()
-        self.weights = {"mse": float(mse), "ssim": float(ssim), "psnr": float(psnr), "hist": float(hist)}
+        self.weights = {"mse": float(mse), "ssim": float(ssim), "psnr": float(psnr), "hist": float(hist),
+                        "charbonnier": float(charbonnier)}
         if all(w == 0 for w in self.weights.values()):
-            raise ValueError("loss: at least one of mse, ssim, psnr, hist must have a non-zero weight")
+            raise ValueError("loss: at least one of mse, ssim, psnr, hist, charbonnier must have a non-zero weight")
         self.hist_bins = hist_bins
         self.ssim_window = ssim_window
 
@@ -93,6 +110,8 @@ class ImageLoss(nn.Module):
             return 1.0 - kornia.metrics.ssim(pred, target, self.ssim_window, max_val=1.0).mean()
         if name == "psnr":
             return kornia.losses.psnr_loss(pred, target, max_val=1.0)
+        if name == "charbonnier":
+            return charbonnier(pred, target)
         return histogram_distance(pred, target, self.hist_bins)
 
     @fp32

@@ -2,9 +2,11 @@
 
 Training objective::
 
-    loss = L_cover(stego, cover) + beta * L_secret(revealed, secret)
+    loss = lambda * L_cover(stego, cover) + beta * L_secret(revealed, secret)
 
-where both ``L`` are the same :class:`steg.training.losses.ImageLoss`. One Adam (or any
+where both ``L`` are the same :class:`steg.training.losses.ImageLoss`, and ``lambda``
+is 1, or, with a stego-quality constraint (``stego_psnr``), a Lagrange multiplier
+updated by dual ascent after every training step (:func:`dual_ascent`). One Adam (or any
 configured) optimizer covers prep, hide and reveal nets, so the reveal loss
 trains the prep and hide nets too.
 
@@ -25,6 +27,7 @@ fp32 run would log for the same images.
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -35,11 +38,16 @@ from torch import nn
 
 from steg.training.losses import ImageLoss
 from steg.metrics import CI_PREFIX, PSNRInterval, pair_metrics
-from steg.quantize import quantize
+from steg.quantize import check_rounding, quantize
 from steg.nets import StegNet, build_net
 from steg.precision import fp32, full
 
-__all__ = ["StegModule", "check_beta"]
+__all__ = ["StegModule", "check_beta", "check_stego_psnr", "dual_ascent", "LAMBDA_RANGE", "DUAL_STEP"]
+
+#: Bounds of the cover loss's Lagrange multiplier under ``stego_psnr``.
+LAMBDA_RANGE = (1e-3, 1e4)
+#: Dual-ascent step of the multiplier, per dB of constraint violation (log scale).
+DUAL_STEP = 0.05
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -56,6 +64,35 @@ def check_beta(beta: Any) -> float:
     return float(beta)
 
 
+def check_stego_psnr(value: Any) -> float | None:
+    """``module.stego_psnr`` (dB) as a float, None for none, or one line naming the setting.
+
+    >>> check_stego_psnr(35), check_stego_psnr(None)
+    (35.0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"module.stego_psnr must be null or a finite number of dB > 0 "
+                         f"(the stego image's target PSNR), got {value!r}")
+    return float(value)
+
+
+def dual_ascent(lam: torch.Tensor, mse: torch.Tensor, stego_psnr: float, eta: float = DUAL_STEP) -> torch.Tensor:
+    """The next Lagrange multiplier of the constraint ``MSE(stego, cover) <= 10 ** (-stego_psnr / 10)``.
+
+    ``lam * exp(eta * violation_dB)``, clamped to :data:`LAMBDA_RANGE`, where
+    ``violation_dB = 10 log10(mse / target)`` is positive when the stego image is worse
+    than the target (lambda grows: the cover loss weighs more) and negative when better.
+    Shapes: scalars -> a scalar (float32).
+
+    >>> round(float(dual_ascent(torch.tensor(1.0), torch.tensor(1e-3), 40.0)), 4)  # 10 dB worse: x e^0.5
+    1.6487
+    """
+    violation = 10.0 * torch.log10(mse.float().clamp_min(1e-20) / 10.0 ** (-stego_psnr / 10.0))
+    return (lam.float() * torch.exp(eta * violation)).clamp(*LAMBDA_RANGE)
+
+
 class StegModule(L.LightningModule):
     """Wraps a :class:`StegNet`, the train-time distortion between hide and reveal, and the loss.
 
@@ -70,8 +107,17 @@ class StegModule(L.LightningModule):
             :mod:`steg.training.schedules` laid out over the run, stepped every step), or None.
         scheduler_monitor: metric for schedulers that need one (ReduceLROnPlateau).
         scheduler_interval: "epoch" or "step".
-        quantize_train: feed the reveal net the 8-bit stego image in training too
-            (straight-through gradient), so that training sees what users save.
+        rounding: what the reveal net sees of the stego image in training
+            (:func:`steg.quantize.round_channel`): ``ste`` (the default: the 8-bit image,
+            straight-through gradient, what users save), ``noise`` (float stego + one
+            8-bit level of uniform noise), ``both`` (half the batch each) or ``none``
+            (the float stego). Validation always reveals the real 8-bit stego image.
+        quantize_train: deprecated alias of ``rounding``: True = ``ste``, False = ``none``
+            (an error if it contradicts ``rounding``).
+        stego_psnr: None, or a target stego PSNR in dB: the cover loss's weight becomes a
+            Lagrange multiplier (the buffer ``cover_weight``, saved in checkpoints, starting
+            at 1) raised or lowered after every training step by :func:`dual_ascent` on the
+            batch's 8-bit stego MSE (averaged over DDP processes), logged as ``train/lambda``.
         channels_last: keep weights and images in channels-last memory order
             (faster convolutions on CPUs and GPUs; ``experiments/bench``).
         compile: ``torch.compile`` the net's sub-modules (pays off on GPUs; on a
@@ -103,7 +149,9 @@ class StegModule(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str = "val/loss",
         scheduler_interval: str = "epoch",
-        quantize_train: bool = True,
+        rounding: str | None = None,
+        quantize_train: bool | None = None,
+        stego_psnr: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
         distortion: nn.Module | None = None,
@@ -111,12 +159,14 @@ class StegModule(L.LightningModule):
     ):
         super().__init__()
         beta = check_beta(beta)
+        rounding = _rounding(rounding, quantize_train)
+        stego_psnr = check_stego_psnr(stego_psnr)
         net = build_net(**net) if isinstance(net, Mapping) else net
         loss = ImageLoss(**loss) if isinstance(loss, Mapping) else loss
         self.save_hyperparameters(
             {"net": dict(net.arch_config), "loss": getattr(loss, "config", None), "beta": float(beta),
              "scheduler_monitor": scheduler_monitor, "scheduler_interval": scheduler_interval,
-             "quantize_train": quantize_train, "channels_last": channels_last, "compile": compile,
+             "rounding": rounding, "stego_psnr": stego_psnr, "channels_last": channels_last, "compile": compile,
              "fused_optimizer": fused_optimizer},
             logger=False,  # train.py logs the whole resolved config
         )
@@ -127,7 +177,11 @@ class StegModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
-        self.quantize_train = quantize_train
+        self.rounding = rounding
+        self.stego_psnr = stego_psnr
+        if stego_psnr is not None:  # only then: checkpoints of unconstrained runs keep their keys
+            self.register_buffer("cover_weight", torch.ones(()))
+        self._stego_mse: torch.Tensor | None = None
         self.distortion = distortion
         self.fused_optimizer = fused_optimizer
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -145,6 +199,11 @@ class StegModule(L.LightningModule):
         # the spread of the per-image validation PSNRs (synchronised under DDP): val/ci95_psnr_*
         self.val_intervals = nn.ModuleDict({pair: PSNRInterval() for pair in ("stego", "secret")})
 
+    @property
+    def quantize_train(self) -> bool:
+        """Deprecated: whether training rounds the stego image to 8 bits (``rounding == "ste"``)."""
+        return self.rounding == "ste"
+
     # -- forward ----------------------------------------------------------
     def forward(self, cover: torch.Tensor, secret: torch.Tensor) -> dict[str, torch.Tensor]:
         """Inference: 8-bit stego image and the secret revealed from it, in [0, 1]."""
@@ -155,7 +214,8 @@ class StegModule(L.LightningModule):
         all_terms = stage != "train"  # log-only terms are measured at validation
         cover_terms = self.loss(stego, cover, all_terms=all_terms)
         secret_terms = self.loss(revealed, secret, all_terms=all_terms)
-        total = cover_terms["loss"] + self.beta * secret_terms["loss"]
+        cover_weight = self.cover_weight.detach().clone() if self.stego_psnr is not None else 1.0
+        total = cover_weight * cover_terms["loss"] + self.beta * secret_terms["loss"]
         on_step = stage == "train"
         logs = {}
         with fp32(cover):  # extra terms in float32 like the loss (e.g. hinet's lowfreq)
@@ -197,12 +257,27 @@ class StegModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         cover, secret = self._images(batch)
-        out = self.net(cover, secret, quantize=self.quantize_train, distortion=self.distortion)
+        out = self.net(cover, secret, quantize=self.rounding, distortion=self.distortion)
         stego, revealed, secret = out["stego"], out["revealed"], out["target"]
         total = self._objective(cover, secret, stego, revealed, "train")
         with torch.no_grad():
-            self._update_metrics("train", cover, secret, quantize(stego), quantize(revealed))
+            stego_q = quantize(stego)
+            self._update_metrics("train", cover, secret, stego_q, quantize(revealed))
+            if self.stego_psnr is not None:
+                self._stego_mse = (stego_q - cover.float()).square().mean()
+                self.log("train/lambda", self.cover_weight.clone(), on_step=False, on_epoch=True,
+                         batch_size=cover.shape[0])
         return total
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """Under ``stego_psnr``: the dual-ascent step of the cover loss's multiplier (after the optimizer step)."""
+        if self.stego_psnr is None or self._stego_mse is None:
+            return
+        mse = self._stego_mse
+        if self._trainer is not None:  # DDP: the mean over every process, so that all keep one lambda
+            mse = self.trainer.strategy.reduce(mse, reduce_op="mean")
+        self.cover_weight.copy_(dual_ascent(self.cover_weight, mse, self.stego_psnr))
+        self._stego_mse = None
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         cover, secret = self._images(batch)
@@ -253,3 +328,17 @@ class StegModule(L.LightningModule):
         # Enough to rebuild the net without Hydra or this module (steg export).
         checkpoint["arch_config"] = dict(self.net.arch_config)
         checkpoint["beta"] = self.beta
+
+
+def _rounding(rounding: str | None, quantize_train: bool | None) -> str:
+    """The rounding mode from ``rounding`` and its deprecated alias ``quantize_train`` (one line if they disagree)."""
+    if quantize_train is not None and not isinstance(quantize_train, bool):
+        raise ValueError(f"module.quantize_train must be true, false or null, got {quantize_train!r}")
+    alias = None if quantize_train is None else ("ste" if quantize_train else "none")
+    if rounding is None:
+        return alias or "ste"
+    rounding = check_rounding(rounding)
+    if alias is not None and alias != rounding:
+        raise ValueError(f"module.quantize_train={str(quantize_train).lower()} (deprecated: = rounding {alias}) "
+                         f"contradicts module.rounding={rounding}; set module.rounding only")
+    return rounding
