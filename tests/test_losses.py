@@ -19,7 +19,8 @@ def test_mse_and_psnr_on_known_inputs():
     b = torch.full_like(a, 0.1)
     terms = ImageLoss(mse=1, psnr=1)(b, a)
     assert terms["mse"].item() == pytest.approx(0.01)
-    assert terms["psnr"].item() == pytest.approx(-20.0, abs=1e-4)  # -10 log10(1/0.01)
+    # -PSNR = 10 log10(MSE) = -20 dB, plus the floor (one 8-bit level's rounding power): -19.9994 dB
+    assert terms["psnr"].item() == pytest.approx(10 * math.log10(0.01 + 1 / (12 * 255**2)), abs=1e-4)
 
 
 def test_ssim_term_is_one_minus_ssim():
@@ -69,3 +70,20 @@ def test_weights_combine_and_zero_weight_terms_are_logged_without_grad():
 def test_all_zero_weights_rejected():
     with pytest.raises(ValueError, match="non-zero weight"):
         ImageLoss(mse=0)
+
+
+def test_psnr_term_is_finite_with_a_finite_gradient_where_the_images_are_equal():
+    """A residual net's stego equals its cover at step 0: log-MSE must not be -inf there (it made
+    `loss=logmse` NaN from the 4th step), and it is -PSNR elsewhere (floored at 8-bit rounding)."""
+    from steg.training.losses import ROUNDING_POWER
+
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    target = x.detach().clone()
+    value = ImageLoss(mse=0.0, psnr=1.0)(x, target)["loss"]
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    assert float(value) == pytest.approx(10 * math.log10(ROUNDING_POWER), abs=1e-4)
+    y = (target + 0.1).clamp(0, 1)
+    mse = float(((y - target) ** 2).mean())
+    got = float(ImageLoss(mse=0.0, psnr=1.0)(y, target)["loss"])
+    assert got == pytest.approx(10 * math.log10(mse + ROUNDING_POWER), abs=1e-4)

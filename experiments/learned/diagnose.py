@@ -125,6 +125,8 @@ def cover_known_psnr(residual: torch.Tensor, secret: torch.Tensor) -> torch.Tens
     low, the cover masks the copy. (B, C, H, W) x2 -> (B,), via ``torch.linalg.lstsq``.
     """
     b, c = secret.shape[:2]
+    if not bool(torch.isfinite(residual).all()):  # a diverged run: no fit (LAPACK refuses NaN), NaN figures
+        return torch.full((b,), float("nan"))
     x = residual.double().reshape(b * c, -1, 1)
     design = torch.cat([x, torch.ones_like(x)], dim=-1)
     y = secret.double().reshape(b * c, -1, 1)

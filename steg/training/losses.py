@@ -5,9 +5,10 @@ The training objective is ``L(stego, cover) + beta * L(revealed, secret)``; each
 
 - ``mse``: mean squared error.
 - ``ssim``: ``1 - SSIM`` (kornia's Gaussian-window SSIM, 11x11).
-- ``psnr``: ``-PSNR`` in dB over the batch (``kornia.losses.psnr_loss``); its
-  gradient is that of ``-10 log10(MSE)``, a scale-free MSE that keeps pushing
-  when the MSE is already small.
+- ``psnr``: ``-PSNR`` in dB over the batch, ``10 log10(MSE + q^2)`` with the floor
+  ``q^2`` = :data:`ROUNDING_POWER` (one 8-bit level's rounding noise), so that it is
+  finite where the images are equal (kornia's ``psnr_loss`` is -inf there, with a NaN
+  gradient); a scale-free MSE that keeps pushing when the MSE is already small.
 - ``hist``: the 1-D Wasserstein (earth mover's) distance between the two images'
   colour histograms, per image and channel. The histograms are kernel-density
   estimates (``kornia.enhance.histogram``), so the term has a gradient. Its unit
@@ -32,6 +33,8 @@ from steg.precision import fp32
 __all__ = ["ImageLoss", "histogram_distance", "charbonnier", "TERMS", "CHARBONNIER_EPS"]
 
 TERMS = ("mse", "ssim", "psnr", "hist", "charbonnier")
+#: One 8-bit level's rounding-noise power in [0, 1] units, the floor of the ``psnr`` term's MSE.
+ROUNDING_POWER = 1.0 / (12.0 * 255.0**2)
 #: The Charbonnier term's smoothing constant (in pixel-value units: 1e-3 = 0.255 levels).
 CHARBONNIER_EPS = 1e-3
 
@@ -109,7 +112,10 @@ class ImageLoss(nn.Module):
         if name == "ssim":
             return 1.0 - kornia.metrics.ssim(pred, target, self.ssim_window, max_val=1.0).mean()
         if name == "psnr":
-            return kornia.losses.psnr_loss(pred, target, max_val=1.0)
+            # -PSNR = 10 log10(MSE + q^2): floored at one 8-bit level's rounding-noise power q^2 = 1 / (12 * 255^2).
+            # kornia's psnr_loss has no floor: where pred == target (a residual net's stego at step 0) it is
+            # -inf with a NaN gradient, and a run with loss=logmse was NaN from its 4th step.
+            return 10.0 * torch.log10(F.mse_loss(pred, target) + ROUNDING_POWER)
         if name == "charbonnier":
             return charbonnier(pred, target)
         return histogram_distance(pred, target, self.hist_bins)
