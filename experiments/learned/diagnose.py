@@ -319,6 +319,7 @@ def plot(rows: list[dict[str, Any]], out: Path, size: int) -> None:
 
     fig = Figure(figsize=(8, 6))
     ax = fig.add_subplot()
+    rows = [row for row in rows if math.isfinite(row[f"stego_{size}"])]  # stego = cover (a net that hides nothing)
     stego = [row[f"stego_{size}"] for row in rows]
     sigma = float(torch.tensor([row[f"sigma_s_{size}"] for row in rows]).mean())
     low, high = min(stego + [25.0]) - 2, max(stego + [45.0]) + 2
