@@ -196,6 +196,9 @@ def make_server(web_dir: Path = WEB_DIR, host: str = "127.0.0.1", port: int = 80
     except OSError as exc:
         raise WebError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
     server.verbose = verbose  # type: ignore[attr-defined]
+    # Closing does not wait for request threads: a client that keeps its connection open (HTTP/1.1
+    # keep-alive, a socket not yet collected) would otherwise hold Ctrl-C's exit (a CI run waited > 20 s).
+    server.block_on_close = False  # type: ignore[attr-defined]
     return server
 
 
