@@ -155,7 +155,7 @@ def test_shipped_learned_model_meets_the_aim_on_the_held_out_photos():
 def code_error_after(net: RobustLatticeCode, stego: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
     """Circular distance (periods) between the code the encoder wrote and what the stego's coefficients hold."""
     with torch.no_grad():
-        code = net.encode(net.hide_net(secret), secret)
+        code = net.encode(net.hide_net(secret))
         read = net._coefficients(stego) / net.step - net.dither
     return torch.remainder(read - code + 0.5, 1.0) - 0.5
 

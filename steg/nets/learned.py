@@ -258,7 +258,7 @@ class RobustLatticeCode(StegNet):
     def _coefficients(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.conv2d(self._luma(x), self.filters, stride=8)
 
-    def encode(self, value: torch.Tensor, secret: torch.Tensor) -> torch.Tensor:
+    def encode(self, value: torch.Tensor) -> torch.Tensor:
         """The code in periods, (B, slots, H/8, W/8): the conv net's ``value`` normalised to its learned spread.
 
         (Linear block-transform paths beside the conv nets, which help ``LatticeCode``, measured worse
@@ -270,7 +270,7 @@ class RobustLatticeCode(StegNet):
         value = self.hide_net(secret)  # bf16 under autocast
         with fp32(cover):
             cover = full(cover)
-            code = self.step * (self.encode(full(value), full(secret)) + self.dither)
+            code = self.step * (self.encode(full(value)) + self.dither)
             coefficients = self._coefficients(cover)
             change = code - coefficients
             change = change - self.step * torch.floor(change / self.step + 0.5)  # nearest lattice point
